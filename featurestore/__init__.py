@@ -1,0 +1,1 @@
+"""featurestore package."""
