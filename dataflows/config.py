@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,4 +74,89 @@ class Settings(BaseSettings):
     model_dir: Path = Field(
         Path("model/artifacts"),
         description="Directory holding model.onnx and model_card.json.",
+    )
+
+    hmac_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Secret key of the HMAC-SHA256 tokens that stand in for card numbers, "
+            "emails, IPs and device ids. Changing it changes every token, so rows "
+            "written before and after no longer join; rotate it with a re-keying "
+            "job, not casually."
+        ),
+    )
+    hmac_key_file: Path | None = Field(
+        None,
+        description=(
+            "File holding the HMAC key (a mounted secret), used instead of "
+            "FRAUDFLOW_HMAC_KEY so the key never appears in the process "
+            "environment. Setting both is refused."
+        ),
+    )
+    dev_mode: bool = Field(
+        False,
+        description=(
+            "Allow the built-in development HMAC key. Convenient locally; in "
+            "production it would make every token guessable, so it is off."
+        ),
+    )
+    mask_cache_size: int = Field(
+        65_536,
+        ge=0,
+        description=(
+            "Entries in each masking cache (cards, emails, IPs, devices). A hit "
+            "saves one ~3 us HMAC; each entry costs ~300 bytes of memory. Size it "
+            "to the accounts active within a few minutes."
+        ),
+    )
+    db_pool_min_size: int = Field(
+        1,
+        ge=0,
+        description=(
+            "Connections each sink worker keeps open to PostgreSQL. More cost "
+            "server memory (~10 MB each) and buy nothing for one writer."
+        ),
+    )
+    db_pool_max_size: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Upper bound of connections per sink worker; a spare one lets a "
+            "retry start while a broken connection is being discarded."
+        ),
+    )
+    db_retry_budget_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "How long a PostgreSQL write is retried (with backoff) before the "
+            "sink raises and the flow stops to resume from its last snapshot. "
+            "Longer rides out a failover but holds back every later row."
+        ),
+    )
+    kafka_delivery_budget_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "How long the alert and dead-letter producers wait for the broker "
+            "to confirm a batch (re-sending failures) before raising. Longer "
+            "rides out a broker restart but holds back the flow meanwhile."
+        ),
+    )
+    producer_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How long the producer gathers messages into one request. Each ms "
+            "adds up to a ms of alert latency; below ~2 ms the broker receives "
+            "many tiny requests and falls behind under load."
+        ),
+    )
+    producer_idempotence: bool = Field(
+        True,
+        description=(
+            "Ask the broker for idempotent produce, so librdkafka's own resends "
+            "cannot duplicate or reorder a message. Turn it off only for a broker "
+            "without producer ids."
+        ),
     )
