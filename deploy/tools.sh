@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the deployment checkers that do not belong in the project venv.
+#
+# checkov pins a large dependency set of its own and bundles a forked HCL
+# parser that clashes with python-hcl2, so it lives in a separate venv under
+# .fraudflow/tools/checkov. The tests in tests/unit/deploy look for it there.
+# Re-running is cheap: an existing install at the pinned version is kept.
+#
+# Usage: deploy/tools.sh [TOOLS_DIR]
+set -euo pipefail
+
+CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools_dir="${1:-${repo_root}/.fraudflow/tools}"
+venv="${tools_dir}/checkov"
+uv_bin="$(command -v uv || true)"
+if [[ -z "${uv_bin}" && -x /tmp/bs/bin/uv ]]; then
+    uv_bin=/tmp/bs/bin/uv
+fi
+
+installed_version() {
+    "${venv}/bin/checkov" --version 2>/dev/null || true
+}
+
+if [[ "$(installed_version)" == "${CHECKOV_VERSION}" ]]; then
+    echo "checkov ${CHECKOV_VERSION} already in ${venv}"
+    exit 0
+fi
+
+mkdir -p "${tools_dir}"
+if [[ -n "${uv_bin}" ]]; then
+    "${uv_bin}" venv --quiet --python 3.11 "${venv}"
+    "${uv_bin}" pip install --quiet --python "${venv}/bin/python" \
+        "checkov==${CHECKOV_VERSION}"
+else
+    python3 -m venv "${venv}"
+    "${venv}/bin/pip" install --quiet "checkov==${CHECKOV_VERSION}"
+fi
+echo "installed checkov $(installed_version) in ${venv}"
