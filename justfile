@@ -1,0 +1,56 @@
+# fraudflow tasks. Every recipe bootstraps what it needs (.venv, services).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set dotenv-load := false
+
+python := ".venv/bin/python"
+
+# List the recipes.
+default:
+    @just --list
+
+# Create or refresh .venv from uv.lock (fast when nothing changed).
+setup:
+    @deploy/bootstrap.sh
+
+# Start the local broker, PostgreSQL and Redis (reused when running).
+up: setup
+    @{{python}} -m deploy up
+
+# Stop the local stack; leaves no process behind.
+down: setup
+    @{{python}} -m deploy down
+
+# Show whether each local service is up.
+status: setup
+    @{{python}} -m deploy status
+
+# Print export lines for the running stack: eval "$(just env)".
+env: setup
+    @{{python}} -m deploy env
+
+# Run the whole pipeline on the local stack with a live summary.
+demo: setup
+    @{{python}} -m dataflows.demo
+
+# Run the test suite (starts the local stack itself).
+test *ARGS: setup
+    {{python}} -m pytest {{ARGS}}
+
+# Only the fast tests that need no services.
+test-unit *ARGS: setup
+    {{python}} -m pytest -m "not integration" {{ARGS}}
+
+# Format check, lint and type check.
+lint: setup
+    .venv/bin/ruff format --check .
+    .venv/bin/ruff check .
+    .venv/bin/mypy dataflows model featurestore deploy
+
+# Rewrite files to the project's format and apply safe lint fixes.
+fmt: setup
+    .venv/bin/ruff format .
+    .venv/bin/ruff check --fix .
+
+# Produce synthetic transactions (see --help).
+simulate *ARGS: setup
+    {{python}} -m dataflows.simulator {{ARGS}}
