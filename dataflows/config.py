@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -158,5 +159,61 @@ class Settings(BaseSettings):
             "Ask the broker for idempotent produce, so librdkafka's own resends "
             "cannot duplicate or reorder a message. Turn it off only for a broker "
             "without producer ids."
+        ),
+    )
+
+    log_format: Literal["kv", "json"] = Field(
+        "kv",
+        description=(
+            "Log line format: 'kv' (key=value) reads and greps well in a "
+            "terminal; 'json' costs a little more per line but lets a log "
+            "shipper index every field."
+        ),
+    )
+    log_level: str = Field(
+        "INFO",
+        pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description=(
+            "Lowest level logged. DEBUG shows per-batch detail and probe "
+            "requests, at a cost per batch; WARNING hides lifecycle events."
+        ),
+    )
+    health_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the /livez and /readyz endpoints (0 picks a free one). "
+            "Must differ from the Bytewax API port (3030) and be the port the "
+            "Kubernetes probes name."
+        ),
+    )
+    liveness_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "How long the flow may make no progress before /livez fails and "
+            "the kubelet restarts it. Shorter restarts a stuck flow sooner but "
+            "also one that is only waiting out a retry budget or a slow epoch: "
+            "keep it above db_retry_budget_s and kafka_delivery_budget_s."
+        ),
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of a separate /metrics server, 0 for none. Leave it 0 when "
+            "Bytewax's API server (BYTEWAX_DATAFLOW_API_ENABLED=1, port 3030) "
+            "runs: it already serves the same metrics."
+        ),
+    )
+    drift_window: int = Field(
+        10_000,
+        ge=100,
+        description=(
+            "Recent values per feature the drift monitor compares with the "
+            "training distribution. Bigger is steadier but notices a shift "
+            "later; memory is 4 bytes a value per feature."
         ),
     )
