@@ -179,7 +179,7 @@ class Settings(BaseSettings):
         ),
     )
     health_port: int = Field(
-        8081,
+        8080,
         ge=0,
         le=65535,
         description=(
