@@ -68,6 +68,66 @@ class Settings(BaseSettings):
         ),
     )
 
+    source_batch_size: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Most Kafka messages one partition hands the flow per poll. Larger "
+            "batches amortise per-activation cost (about 5x per item at batch 1); "
+            "at low rates batches are small anyway, so the cap costs no latency."
+        ),
+    )
+    fetch_wait_max_ms: int = Field(
+        5,
+        ge=0,
+        description=(
+            "librdkafka fetch.wait.max.ms: how long the broker may hold a fetch "
+            "to fill it. Each ms adds up to a ms of latency at low rates; 0 makes "
+            "idle consumers poll the broker in a busy loop."
+        ),
+    )
+    account_idle_ttl_s: float = Field(
+        90_000.0,
+        gt=0,
+        description=(
+            "Wall-clock seconds after an account's last transaction before its "
+            "velocity state is discarded. At least the 24 h idle reset, so "
+            "discarding never changes a feature; longer only costs memory."
+        ),
+    )
+    allowed_lateness_s: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "How far (event time) behind an account's latest transaction a "
+            "late one is still added to its windows. Larger tolerates more "
+            "disorder but keeps more history per account."
+        ),
+    )
+    model_reload_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "How often the flow checks the model file for a replacement. A "
+            "replaced model that fails to load is refused and the old one kept."
+        ),
+    )
+    onnx_threads: int = Field(
+        1,
+        ge=1,
+        description=(
+            "ONNX Runtime threads per process. One is best on small machines: "
+            "batches are small and scale-out is by processes, not threads."
+        ),
+    )
+    tail: bool = Field(
+        True,
+        description=(
+            "Keep reading at the end of each partition. False makes the flow "
+            "stop once it has read everything present (backfills, tests)."
+        ),
+    )
+
     state_dir: Path = Field(
         Path(".fraudflow"),
         description="Where the local stack, demo results and caches are kept.",

@@ -95,6 +95,14 @@ class Endpoints:
     broker_pid: int = 0
     services: dict[str, ServiceState] = field(default_factory=dict)
 
+    def settings_update(self) -> dict[str, str]:
+        """Return the ``Settings`` fields that point at the stack."""
+        return {
+            "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+        }
+
     def env(self) -> dict[str, str]:
         """Return the environment variables that point a process at the stack."""
         return {
