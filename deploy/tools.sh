@@ -2,17 +2,16 @@
 # Install the deployment checkers that do not belong in the project venv.
 #
 # checkov pins a large dependency set of its own and bundles a forked HCL
-# parser that clashes with python-hcl2, so it lives in a separate venv under
-# .fraudflow/tools/checkov. The tests in tests/unit/deploy look for it there.
+# parser that clashes with python-hcl2, so it lives in a separate venv,
+# .fraudflow/checkov by default. The tests in tests/unit/deploy look for it there.
 # Re-running is cheap: an existing install at the pinned version is kept.
 #
-# Usage: deploy/tools.sh [TOOLS_DIR]
+# Usage: deploy/tools.sh [VENV_DIR]
 set -euo pipefail
 
 CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tools_dir="${1:-${repo_root}/.fraudflow/tools}"
-venv="${tools_dir}/checkov"
+venv="${1:-${repo_root}/.fraudflow/checkov}"
 uv_bin="$(command -v uv || true)"
 if [[ -z "${uv_bin}" && -x /tmp/bs/bin/uv ]]; then
     uv_bin=/tmp/bs/bin/uv
@@ -27,7 +26,7 @@ if [[ "$(installed_version)" == "${CHECKOV_VERSION}" ]]; then
     exit 0
 fi
 
-mkdir -p "${tools_dir}"
+mkdir -p "$(dirname "${venv}")"
 if [[ -n "${uv_bin}" ]]; then
     "${uv_bin}" venv --quiet --python 3.11 "${venv}"
     "${uv_bin}" pip install --quiet --python "${venv}/bin/python" \
