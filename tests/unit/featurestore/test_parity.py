@@ -112,7 +112,7 @@ def test_online_and_offline_features_match_on_an_adversarial_history():
 @pytest.mark.slow
 def test_online_and_offline_features_match_on_a_simulated_history(tmp_path):
     simulator = pytest.importorskip("dataflows.simulator")
-    simulator.write_history(tmp_path, days=14, accounts=3_000, seed=11)
+    simulator.write_history(tmp_path, days=7, accounts=1_500, seed=11)
     transactions = pl.read_parquet(tmp_path / "transactions.parquet")
     labels = pl.read_parquet(tmp_path / "labels.parquet")
     assert transactions.height >= MIN_TRANSACTIONS

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import socket
+
+import redis
+
+from featurestore.profiles import Profile
+from featurestore.store import ProfileLookup, ProfileStore, encode_profile
+
+PROFILE = Profile(86_400_000, 0, 3, 1234.5, 17.25, "US", ("5411", "5812"), 1)
+
+
+class CountingRedis:
+    """Stands in for a Redis client: a dict, with a count of MGET calls."""
+
+    def __init__(self, values: dict[str, bytes], fail: bool = False):
+        self.values = values
+        self.fail = fail
+        self.mget_calls = 0
+
+    def mget(self, keys):
+        self.mget_calls += 1
+        if self.fail:
+            raise redis.ConnectionError("refused")
+        return [self.values.get(key) for key in keys]
+
+
+def test_one_mget_serves_a_batch_and_the_cache_serves_the_next():
+    client = CountingRedis({"p:a": encode_profile(PROFILE)})
+    store = ProfileStore(client, prefix="p:")
+
+    first = store.read_many(["a", "b", "a"])
+    second = store.read_many(["a", "b"])
+
+    found, missing = ProfileLookup(PROFILE, False), ProfileLookup(None, False)
+    assert first == [found, missing, found]
+    assert second == first[:2]
+    assert client.mget_calls == 1
+
+
+def test_an_unreadable_value_degrades_that_row_only():
+    client = CountingRedis({"p:a": b"\xc1junk", "p:b": encode_profile(PROFILE)})
+
+    lookups = ProfileStore(client, prefix="p:").read_many(["a", "b"])
+
+    assert lookups == [ProfileLookup(None, True), ProfileLookup(PROFILE, False)]
+
+
+def test_after_a_failure_reads_degrade_without_asking_redis_again():
+    client = CountingRedis({}, fail=True)
+    store = ProfileStore(client, prefix="p:", retry_after_s=3600)
+
+    first = store.read_many(["a"])
+    second = store.read_many(["a", "b"])
+
+    assert first == [ProfileLookup(None, True)]
+    assert second == [ProfileLookup(None, True)] * 2
+    assert client.mget_calls == 1
+
+
+def test_failures_are_not_cached_so_reads_recover():
+    client = CountingRedis({"p:a": encode_profile(PROFILE)}, fail=True)
+    store = ProfileStore(client, prefix="p:", retry_after_s=0)
+    assert store.read_many(["a"]) == [ProfileLookup(None, True)]
+
+    client.fail = False
+
+    assert store.read_many(["a"]) == [ProfileLookup(PROFILE, False)]
+
+
+def test_a_refused_connection_gives_defaults_and_never_raises():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = ProfileStore.from_url(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
+
+    assert store.read_many(["a", "b"]) == [ProfileLookup(None, True)] * 2
+    store.close()
