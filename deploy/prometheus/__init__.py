@@ -1,0 +1,1 @@
+"""Prometheus configuration, rules and the live check of their expressions."""
