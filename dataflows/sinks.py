@@ -1,0 +1,448 @@
+"""Bytewax sinks that lose nothing: scored rows to PostgreSQL, alerts to Kafka.
+
+Both sinks write a whole Bytewax batch at once, retry transient failures with
+backoff, and after a bounded budget raise a
+:class:`~dataflows.errors.DependencyUnavailable` so the flow stops and resumes
+from its last snapshot instead of dropping records. Both are idempotent (rows
+on ``txn_id``; alerts carry a deterministic ``alert_id``), because a resumed
+flow replays up to one epoch of output.
+
+- :class:`PostgresSink` sends each batch as one JSON document to one
+  ``INSERT ... SELECT FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING``:
+  one statement, one round trip, through a ``psycopg_pool`` pool.
+- :class:`KafkaDeliverySink` produces each message with a delivery callback and
+  polls until the broker has confirmed every one; failed messages are sent
+  again until the budget runs out. (Bytewax's stock ``KafkaSink`` flushes
+  without checking the outcome, so a broker outage loses its messages.)
+
+Example:
+    >>> flow = Dataflow("scoring")  # doctest: +SKIP
+    >>> op.output("rows", scored, PostgresSink(settings))  # doctest: +SKIP
+    >>> op.output("alerts", messages, KafkaDeliverySink(settings, "fraud-alerts"))
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, Final
+
+import msgspec
+import psycopg
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaError, Message, Producer
+from prometheus_client import Counter, Histogram
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from dataflows.config import Settings
+from dataflows.errors import BrokerUnavailable, DatabaseUnavailable
+from dataflows.masking import scrub_digits
+from dataflows.records import Alert, DeadLetter, ScoredTransaction, scrub_text
+
+logger = logging.getLogger(__name__)
+
+SINK_RECORDS = Counter(
+    "fraudflow_sink_records_total",
+    "Records handed to a sink, by outcome (written, duplicate, retried).",
+    ["sink", "outcome"],
+)
+SINK_BATCH_SECONDS = Histogram(
+    "fraudflow_sink_batch_seconds",
+    "Time to write and confirm one batch, retries included.",
+    ["sink"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)
+
+#: Column types of ``scored_transactions``, in :class:`ScoredTransaction` order.
+COLUMN_TYPES: Final = {
+    "txn_id": "text",
+    "account_id": "text",
+    "pan_masked": "text",
+    "pan_token": "text",
+    "email_masked": "text",
+    "email_token": "text",
+    "ip_masked": "text",
+    "ip_token": "text",
+    "device_token": "text",
+    "amount_minor": "bigint",
+    "currency": "text",
+    "merchant_id": "text",
+    "mcc": "text",
+    "merchant_country": "text",
+    "channel": "text",
+    "event_time": "timestamptz",
+    "score": "double precision",
+    "decision": "text",
+    "reasons": "text[]",
+    "model_version": "text",
+    "features": "jsonb",
+    "degraded": "boolean",
+    "kafka_timestamp_ms": "bigint",
+    "scored_at": "timestamptz",
+    "latency_ms": "double precision",
+}
+
+INSERT_ROWS: Final = sql.SQL(
+    "INSERT INTO scored_transactions ({columns}) "
+    "SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS batch({record}) "
+    "ON CONFLICT (txn_id) DO NOTHING"
+).format(
+    columns=sql.SQL(", ").join(map(sql.Identifier, COLUMN_TYPES)),
+    record=sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))  # type: ignore[arg-type]
+        for name, kind in COLUMN_TYPES.items()
+    ),
+)
+
+
+def _log_retry(sink: str, state: RetryCallState) -> None:
+    """Log a failed attempt that will be retried (tenacity ``before_sleep``)."""
+    SINK_RECORDS.labels(sink, "retried").inc()
+    error = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "retrying write sink=%s attempt=%s error=%s detail=%s",
+        sink,
+        state.attempt_number,
+        type(error).__name__,
+        scrub_text(str(error)).strip(),
+    )
+
+
+class ScoredRowWriter:
+    """Writes batches of scored rows to ``scored_transactions``, idempotently.
+
+    Args:
+        conninfo: libpq connection string or URI.
+        retry_budget_s: How long to retry transient failures before raising.
+        min_size: Connections the pool keeps open.
+        max_size: Most connections the pool opens.
+        clock: Wall clock in seconds (``time.time``); sets ``latency_ms``.
+        name: Pool name, shown in PostgreSQL's and the pool's logs.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        retry_budget_s: float = 30.0,
+        min_size: int = 1,
+        max_size: int = 2,
+        clock: Callable[[], float] = time.time,
+        name: str = "fraudflow-sink",
+    ) -> None:
+        self._budget_s = retry_budget_s
+        self._clock = clock
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "application_name": name},
+            # Several attempts fit in the budget, each waiting for a connection.
+            timeout=max(0.5, min(5.0, retry_budget_s / 4)),
+            name=name,
+            open=False,
+        )
+        # Open without waiting: an unreachable database is then reported by
+        # the first write, inside its retry budget.
+        self._pool.open(wait=False)
+        self._encoder = msgspec.json.Encoder()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, name: str) -> ScoredRowWriter:
+        """Build a writer from the database URL, pool sizes and retry budget."""
+        return cls(
+            settings.database_url,
+            retry_budget_s=settings.db_retry_budget_s,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            name=name,
+        )
+
+    def write(self, rows: Sequence[ScoredTransaction]) -> int:
+        """Insert rows whose ``txn_id`` is not stored yet; return how many were.
+
+        Raises:
+            DatabaseUnavailable: PostgreSQL failed for the whole retry budget.
+        """
+        if not rows:
+            return 0
+        started = time.perf_counter()
+        retrying = Retrying(
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+            stop=stop_after_delay(self._budget_s),
+            before_sleep=partial(_log_retry, "postgres"),
+            reraise=True,
+        )
+        try:
+            inserted = retrying(self._insert, rows)
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(len(rows), exc) from exc
+
+        SINK_RECORDS.labels("postgres", "written").inc(inserted)
+        SINK_RECORDS.labels("postgres", "duplicate").inc(len(rows) - inserted)
+        SINK_BATCH_SECONDS.labels("postgres").observe(time.perf_counter() - started)
+        return inserted
+
+    def _insert(self, rows: Sequence[ScoredTransaction]) -> int:
+        """One attempt: stamp the latency, then insert the batch in one statement."""
+        now_ms = self._clock() * 1000.0
+        for row in rows:
+            row.latency_ms = now_ms - row.kafka_timestamp_ms
+        batch = self._encoder.encode(rows)
+
+        with self._pool.connection() as conn:
+            cursor = conn.execute(INSERT_ROWS, (batch.decode(),), prepare=True)
+            return cursor.rowcount
+
+    def _unavailable(self, count: int, exc: Exception) -> DatabaseUnavailable:
+        detail = scrub_text(str(exc)).strip()
+        return DatabaseUnavailable(
+            f"expected PostgreSQL to accept a batch of {count} rows within "
+            f"{self._budget_s:g} s, got {type(exc).__name__}: {detail}"
+        )
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.close()
+
+
+class _RowPartition(StatelessSinkPartition[ScoredTransaction]):
+    def __init__(self, writer: ScoredRowWriter) -> None:
+        self._writer = writer
+
+    def write_batch(self, items: list[ScoredTransaction]) -> None:
+        self._writer.write(items)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class PostgresSink(DynamicSink[ScoredTransaction]):
+    """Writes :class:`ScoredTransaction` rows; each worker has its own pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Keep the settings; connections open when a worker builds its part."""
+        self._settings = settings
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[ScoredTransaction]:
+        """Open a writer (and its pool) for one worker."""
+        name = f"fraudflow-{step_id}-{worker_index}"
+        return _RowPartition(ScoredRowWriter.from_settings(self._settings, name))
+
+
+class OutboundMessage(msgspec.Struct, frozen=True):
+    """A Kafka message ready to produce: key, value and headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+_json = msgspec.json.Encoder()
+
+
+def alert_message(alert: Alert) -> OutboundMessage:
+    """Key an alert by account (per-account order) and tag it with its id."""
+    return OutboundMessage(
+        key=alert.account_id.encode(),
+        value=_json.encode(alert),
+        headers=(("alert_id", alert.alert_id.encode()),),
+    )
+
+
+def dead_letter_message(letter: DeadLetter, key: bytes | None) -> OutboundMessage:
+    """Key a dead letter by its source message's key, itself scrubbed."""
+    scrubbed_key = None if key is None else scrub_digits(key)
+    return OutboundMessage(
+        key=scrubbed_key,
+        value=_json.encode(letter),
+        headers=(("error_type", letter.error_type.encode()),),
+    )
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """Return librdkafka settings for a confirmed, low-latency producer.
+
+    ``message.timeout.ms`` is a third of the delivery budget, so a message the
+    broker cannot take is reported failed in time to be sent again twice.
+    See librdkafka's CONFIGURATION.md for each property.
+    """
+    budget_ms = settings.kafka_delivery_budget_s * 1000
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "acks": "all",
+        "enable.idempotence": settings.producer_idempotence,
+        "linger.ms": settings.producer_linger_ms,
+        "message.timeout.ms": max(1000, int(budget_ms / 3)),
+        "socket.keepalive.enable": True,
+        "client.id": "fraudflow-sink",
+    }
+
+
+_UNCONFIRMED: Final = KafkaError(KafkaError._MSG_TIMED_OUT, "not confirmed in time")
+
+
+class ConfirmedProducer:
+    """Produces batches and returns only when the broker confirmed all of them.
+
+    Args:
+        config: librdkafka configuration (see :func:`producer_config`).
+        topic: Topic every message goes to.
+        budget_s: How long one batch may take, resends included.
+        producer: A ready producer to use instead of one built from ``config``.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topic: str,
+        budget_s: float,
+        producer: Producer | None = None,
+    ) -> None:
+        self._producer = producer or Producer(config)
+        self._topic = topic
+        self._budget_s = budget_s
+
+    def send(self, messages: Sequence[OutboundMessage]) -> None:
+        """Produce every message and wait for its delivery report.
+
+        Raises:
+            BrokerUnavailable: some message was not confirmed within the budget,
+                or the producer hit a fatal error.
+        """
+        started = time.monotonic()
+        deadline = started + self._budget_s
+        pending = list(messages)
+        for attempt in itertools.count(1):
+            failures = self._send_once(pending, deadline)
+            if not failures:
+                break
+            pending = [message for message, _ in failures]
+            self._check_retry(failures, attempt, deadline)
+            SINK_RECORDS.labels(self._topic, "retried").inc(len(pending))
+            time.sleep(
+                min(0.05 * 2**attempt, 1.0, max(0.0, deadline - time.monotonic()))
+            )
+
+        SINK_RECORDS.labels(self._topic, "written").inc(len(messages))
+        SINK_BATCH_SECONDS.labels(self._topic).observe(time.monotonic() - started)
+
+    def _send_once(
+        self, messages: list[OutboundMessage], deadline: float
+    ) -> list[tuple[OutboundMessage, KafkaError]]:
+        """Produce once and collect the messages that failed or stayed unconfirmed."""
+        reports: dict[int, KafkaError | None] = {}
+        for index, message in enumerate(messages):
+            self._produce(message, partial(_record, reports, index), deadline)
+
+        while len(reports) < len(messages) and time.monotonic() < deadline:
+            self._producer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+        return [
+            (message, error)
+            for index, message in enumerate(messages)
+            if (error := reports.get(index, _UNCONFIRMED)) is not None
+        ]
+
+    def _produce(
+        self,
+        message: OutboundMessage,
+        on_delivery: Callable[..., None],
+        deadline: float,
+    ) -> None:
+        """Hand one message to librdkafka, waiting while its queue is full."""
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic,
+                    message.value,
+                    message.key,
+                    headers=list(message.headers),
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    on_delivery(_UNCONFIRMED, None)
+                    return
+                self._producer.poll(0.05)
+
+    def _check_retry(
+        self,
+        failures: list[tuple[OutboundMessage, KafkaError]],
+        attempt: int,
+        deadline: float,
+    ) -> None:
+        """Raise when resending cannot help; otherwise log the resend."""
+        error = failures[0][1]
+        fatal = error.fatal()
+        if fatal or time.monotonic() >= deadline:
+            detail = (
+                f"expected the broker to confirm {len(failures)} message(s) on "
+                f"topic {self._topic!r} within {self._budget_s:g} s, got "
+                f"{error.name()} after {attempt} attempt(s)"
+            )
+            raise BrokerUnavailable(detail + (" (fatal)" if fatal else ""))
+        logger.warning(
+            "resending topic=%s messages=%s attempt=%s error=%s",
+            self._topic,
+            len(failures),
+            attempt,
+            error.name(),
+        )
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush what is still queued."""
+        self._producer.flush(timeout_s)
+
+
+def _record(
+    reports: dict[int, KafkaError | None],
+    index: int,
+    error: KafkaError | None,
+    _message: Message | None,
+) -> None:
+    reports[index] = error
+
+
+class _MessagePartition(StatelessSinkPartition[OutboundMessage]):
+    def __init__(self, producer: ConfirmedProducer) -> None:
+        self._producer = producer
+
+    def write_batch(self, items: list[OutboundMessage]) -> None:
+        self._producer.send(items)
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class KafkaDeliverySink(DynamicSink[OutboundMessage]):
+    """Produces :class:`OutboundMessage` items to one topic, confirmed per batch."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        """Keep the settings; the producer is created per worker."""
+        self._settings = settings
+        self._topic = topic
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[OutboundMessage]:
+        """Create one worker's producer."""
+        config = producer_config(self._settings)
+        config["client.id"] = f"fraudflow-{step_id}-{worker_index}"
+        budget_s = self._settings.kafka_delivery_budget_s
+        return _MessagePartition(ConfirmedProducer(config, self._topic, budget_s))
