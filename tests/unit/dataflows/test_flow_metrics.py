@@ -129,7 +129,11 @@ def test_series_names_match_what_the_registry_exposes():
     record_consumer_lag({("t", 0): 1}, {("t", 0): (0, 1)})
     metrics.PSI.labels("score").set(0.0)
     exposed = {
-        name for name, _ in samples_without_created(REGISTRY) if "fraudflow_" in name
+        sample.name
+        for collector in metrics.COLLECTORS
+        for family in collector.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
     }
     assert exposed == set(series_names())
 
@@ -195,3 +199,13 @@ def test_metrics_server_serves_the_default_registry():
         body = response.read().decode()
     assert "fraudflow_e2e_latency_seconds_bucket" in body
     assert 'fraudflow_sink_errors_total{sink="postgres"}' in body
+
+
+def test_observing_one_value_at_a_time_bins_like_a_whole_batch():
+    values = [0.0, 0.05, 0.0500001, 0.2, 3.0, 12.0, float("nan")]
+    single = BatchHistogram("one", "One.", LATENCY_BUCKETS, registry=None)
+    batch = BatchHistogram("many", "Many.", LATENCY_BUCKETS, registry=None)
+    for value in values:
+        single.observe(value)
+    batch.observe_many(values)
+    assert single.snapshot() == batch.snapshot()

@@ -33,28 +33,34 @@ def test_an_empty_bin_gives_a_finite_index():
 
 
 def test_monitor_publishes_nothing_before_min_count():
-    monitor = PsiMonitor({"score": HALVES}, window=100, min_count=10, gauge=None)
+    monitor = PsiMonitor(
+        {"score": HALVES}, window=100, min_count=10, gauge=None, refresh_s=0
+    )
     assert monitor.observe({"score": [0.1] * 9}) == {}
     want = 0.4 * math.log(0.9 / 0.5) - 0.4 * math.log(0.1 / 0.5)
     assert monitor.observe({"score": [0.9]}) == {"score": pytest.approx(want, 1e-3)}
 
 
 def test_monitor_sees_only_the_last_window():
-    monitor = PsiMonitor({"score": HALVES}, window=8, min_count=8, gauge=None)
+    monitor = PsiMonitor(
+        {"score": HALVES}, window=8, min_count=8, gauge=None, refresh_s=0
+    )
     monitor.observe({"score": [0.1] * 8})
     indices = monitor.observe({"score": [0.2, 0.3, 0.6, 0.7] * 2})
     assert indices == {"score": 0.0}
 
 
 def test_values_beyond_the_outer_edges_fall_into_the_end_bins():
-    monitor = PsiMonitor({"amount": HALVES}, window=4, min_count=4, gauge=None)
+    monitor = PsiMonitor(
+        {"amount": HALVES}, window=4, min_count=4, gauge=None, refresh_s=0
+    )
     assert monitor.observe({"amount": [-5.0, 0.2, 0.7, 99.0]}) == {"amount": 0.0}
 
 
 def test_monitor_sets_one_gauge_per_feature_and_ignores_unknown_names():
     gauge = Gauge("psi", "PSI.", ["feature"], registry=CollectorRegistry())
     reference = {"score": HALVES, "amount": HALVES}
-    monitor = PsiMonitor(reference, window=4, min_count=4, gauge=gauge)
+    monitor = PsiMonitor(reference, window=4, min_count=4, gauge=gauge, refresh_s=0)
     monitor.observe({"score": [0.1, 0.6, 0.7, 0.8], "unknown": [1.0] * 4})
     assert gauge.labels("score")._value.get() == pytest.approx(0.2747)
     assert monitor.features == ("score", "amount")
@@ -83,7 +89,9 @@ def test_a_model_card_without_reference_is_refused():
 
 
 def test_a_model_card_reference_builds_a_monitor():
-    monitor = PsiMonitor.from_model_card({"reference": {"score": HALVES}}, gauge=None)
+    monitor = PsiMonitor.from_model_card(
+        {"reference": {"score": HALVES}}, gauge=None, refresh_s=0
+    )
     assert monitor.features == ("score",)
 
 
@@ -104,3 +112,16 @@ def test_rolling_bins_equal_a_recount_of_the_last_window(batches, window):
     want = np.bincount(np.searchsorted(edges[1:-1], recent, side="right"), minlength=3)
     assert rolling.filled == recent.size
     np.testing.assert_allclose(rolling.proportions(), want / max(recent.size, 1))
+
+
+def test_monitor_recomputes_at_most_once_per_refresh_interval():
+    now = [0.0]
+    monitor = PsiMonitor(
+        {"score": HALVES}, window=4, min_count=4, gauge=None, clock=lambda: now[0]
+    )
+    assert monitor.observe({"score": [0.1, 0.2, 0.6, 0.7]}) == {"score": 0.0}
+    shifted = monitor.observe({"score": [0.9] * 4})
+    assert shifted == {"score": 0.0}
+
+    now[0] += 1.0
+    assert monitor.observe({}) == {"score": pytest.approx(4.6, abs=0.1)}
