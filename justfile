@@ -33,7 +33,7 @@ demo: setup
     @{{python}} -m dataflows.demo
 
 # Run the test suite (starts the local stack itself).
-test *ARGS: setup
+test *ARGS: setup deploy-tools
     {{python}} -m pytest {{ARGS}}
 
 # Only the fast tests that need no services.
@@ -54,3 +54,23 @@ fmt: setup
 # Produce synthetic transactions (see --help).
 simulate *ARGS: setup
     {{python}} -m dataflows.simulator {{ARGS}}
+
+# Install checkov into its own venv (its dependencies clash with the project's).
+deploy-tools:
+    @deploy/tools.sh
+
+# Validate the Dockerfile, compose file, Kubernetes manifests and Terraform.
+deploy-check: setup deploy-tools
+    {{python}} -m pytest tests/unit/deploy
+
+# Regenerate the environment-variable table in docs/deployment.md.
+envtable: setup
+    {{python}} -m deploy.envtable --write docs/deployment.md
+
+# Build the container image (needs a Docker engine).
+image tag="0.1.0":
+    docker build -f deploy/docker/Dockerfile -t fraudflow:{{tag}} .
+
+# Apply the Kubernetes manifests (waxctl when installed, else kubectl).
+deploy-k8s overlay="dev":
+    deploy/k8s/deploy.sh {{overlay}}

@@ -13,8 +13,9 @@ CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:-${repo_root}/.fraudflow/checkov}"
 uv_bin="$(command -v uv || true)"
-if [[ -z "${uv_bin}" && -x /tmp/bs/bin/uv ]]; then
-    uv_bin=/tmp/bs/bin/uv
+# bootstrap.sh installs uv here when it is not on PATH.
+if [[ -z "${uv_bin}" && -x "${repo_root}/.fraudflow/bootstrap/bin/uv" ]]; then
+    uv_bin="${repo_root}/.fraudflow/bootstrap/bin/uv"
 fi
 
 installed_version() {
@@ -28,7 +29,7 @@ fi
 
 mkdir -p "$(dirname "${venv}")"
 if [[ -n "${uv_bin}" ]]; then
-    "${uv_bin}" venv --quiet --python 3.11 "${venv}"
+    "${uv_bin}" venv --quiet --python "${repo_root}/.venv/bin/python" "${venv}"
     "${uv_bin}" pip install --quiet --python "${venv}/bin/python" \
         "checkov==${CHECKOV_VERSION}"
 else
