@@ -297,24 +297,29 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 _UNCONFIRMED: Final = KafkaError(KafkaError._MSG_TIMED_OUT, "not confirmed in time")
 
 
+#: Errors after which a producer cannot deliver again: an idempotent producer
+#: whose epoch the broker no longer accepts (seen after an outage on brokers
+#: that do not support epoch bumps), or one that hit a fatal error.
+_PRODUCER_BROKEN: Final = frozenset(
+    {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED}
+)
+
+
 class ConfirmedProducer:
     """Produces batches and returns only when the broker confirmed all of them.
 
     Args:
-        config: librdkafka configuration (see :func:`producer_config`).
+        new_producer: Makes a producer, e.g. ``partial(Producer, config)``; called
+            again to replace one that can no longer deliver.
         topic: Topic every message goes to.
         budget_s: How long one batch may take, resends included.
-        producer: A ready producer to use instead of one built from ``config``.
     """
 
     def __init__(
-        self,
-        config: dict[str, Any],
-        topic: str,
-        budget_s: float,
-        producer: Producer | None = None,
+        self, new_producer: Callable[[], Producer], topic: str, budget_s: float
     ) -> None:
-        self._producer = producer or Producer(config)
+        self._new_producer = new_producer
+        self._producer = new_producer()
         self._topic = topic
         self._budget_s = budget_s
 
@@ -322,8 +327,7 @@ class ConfirmedProducer:
         """Produce every message and wait for its delivery report.
 
         Raises:
-            BrokerUnavailable: some message was not confirmed within the budget,
-                or the producer hit a fatal error.
+            BrokerUnavailable: some message was not confirmed within the budget.
         """
         started = time.monotonic()
         deadline = started + self._budget_s
@@ -387,16 +391,15 @@ class ConfirmedProducer:
         attempt: int,
         deadline: float,
     ) -> None:
-        """Raise when resending cannot help; otherwise log the resend."""
+        """Raise when the budget is spent; otherwise prepare to resend."""
         error = failures[0][1]
-        fatal = error.fatal()
-        if fatal or time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             detail = (
                 f"expected the broker to confirm {len(failures)} message(s) on "
                 f"topic {self._topic!r} within {self._budget_s:g} s, got "
                 f"{error.name()} after {attempt} attempt(s)"
             )
-            raise BrokerUnavailable(detail + (" (fatal)" if fatal else ""))
+            raise BrokerUnavailable(detail)
         logger.warning(
             "resending topic=%s messages=%s attempt=%s error=%s",
             self._topic,
@@ -404,6 +407,20 @@ class ConfirmedProducer:
             attempt,
             error.name(),
         )
+        if error.fatal() or error.code() in _PRODUCER_BROKEN:
+            self._replace_producer(error)
+
+    def _replace_producer(self, error: KafkaError) -> None:
+        """Drop a producer that cannot deliver any more and start a new one."""
+        logger.warning(
+            "replacing producer topic=%s error=%s fatal=%s",
+            self._topic,
+            error.name(),
+            error.fatal(),
+        )
+        # Its queued messages are in ``pending`` and will be sent again.
+        self._producer.purge()
+        self._producer = self._new_producer()
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what is still queued."""
@@ -445,4 +462,5 @@ class KafkaDeliverySink(DynamicSink[OutboundMessage]):
         config = producer_config(self._settings)
         config["client.id"] = f"fraudflow-{step_id}-{worker_index}"
         budget_s = self._settings.kafka_delivery_budget_s
-        return _MessagePartition(ConfirmedProducer(config, self._topic, budget_s))
+        producer = ConfirmedProducer(partial(Producer, config), self._topic, budget_s)
+        return _MessagePartition(producer)

@@ -58,6 +58,9 @@ class FlakyProducer:
     def flush(self, timeout: float) -> int:
         return self.poll(timeout)
 
+    def purge(self) -> None:
+        self.queued = []
+
 
 def messages(count: int) -> list[OutboundMessage]:
     return [OutboundMessage(b"acct", f"m{i}".encode()) for i in range(count)]
@@ -69,7 +72,7 @@ def test_the_insert_covers_every_field_of_a_scored_row():
 
 def test_failed_deliveries_are_sent_again_until_confirmed():
     fake = FlakyProducer(failures=3)
-    producer = ConfirmedProducer({}, "alerts", budget_s=30.0, producer=fake)
+    producer = ConfirmedProducer(lambda: fake, "alerts", budget_s=30.0)
 
     producer.send(messages(5))
 
@@ -79,21 +82,30 @@ def test_failed_deliveries_are_sent_again_until_confirmed():
 
 def test_a_batch_never_confirmed_raises_broker_unavailable():
     fake = FlakyProducer(failures=10**9)
-    producer = ConfirmedProducer({}, "alerts", budget_s=0.3, producer=fake)
+    producer = ConfirmedProducer(lambda: fake, "alerts", budget_s=0.3)
 
     with pytest.raises(BrokerUnavailable, match=r"'alerts'.*_MSG_TIMED_OUT"):
         producer.send(messages(2))
     assert fake.delivered == []
 
 
-def test_a_fatal_producer_error_raises_at_once():
-    fatal = KafkaError(KafkaError._FATAL, "fenced", fatal=True)
-    fake = FlakyProducer(failures=1, error=fatal)
-    producer = ConfirmedProducer({}, "alerts", budget_s=30.0, producer=fake)
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaError(KafkaError._FATAL, "out of sequence", fatal=True),
+        KafkaError(KafkaError.PRODUCER_FENCED, "epoch not accepted"),
+    ],
+)
+def test_a_producer_that_cannot_deliver_is_replaced(error: KafkaError):
+    broken = FlakyProducer(failures=10**9, error=error)
+    fresh = FlakyProducer(failures=0)
+    producers = iter([broken, fresh])
+    producer = ConfirmedProducer(lambda: next(producers), "alerts", budget_s=30.0)
 
-    with pytest.raises(BrokerUnavailable, match="fatal"):
-        producer.send(messages(1))
-    assert fake.produced == 1
+    producer.send(messages(3))
+
+    assert broken.delivered == []
+    assert len(fresh.delivered) == 3
 
 
 def test_producer_settings_favour_confirmed_low_latency_delivery():
