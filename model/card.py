@@ -227,7 +227,18 @@ def render_markdown(card: ModelCard) -> str:
         "",
         f"- Review at score >= {cuts.review:.6f}, block at >= {cuts.block:.6f}.",
         f"- Chosen to flag {cuts.alert_rate:.2%} of traffic and block "
-        f"{cuts.block_rate:.2%}, the most confident part.",
+        f"{cuts.block_rate:.2%}, the most confident part, as score quantiles of "
+        "the calibration day between the training and held-out days (labels "
+        "play no part in the choice).",
+        "- Flagged transactions carry up to three reasons: the features whose "
+        "values are rarest in the training traffic.",
+        "",
+        "## Intended use and limits",
+        "",
+        "- Trained on simulated card traffic; retrain on real labelled history "
+        "before relying on it.",
+        "- Watch drift: `reference` in `model_card.json` holds the training "
+        "distribution of the score and key features (10 quantile bins).",
         "",
         "## Features, in input order",
         "",

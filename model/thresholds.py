@@ -29,10 +29,10 @@ DECISIONS: Final = (ALLOW, REVIEW, BLOCK)
 
 #: Share of traffic flagged for review or block: a review team's capacity.
 #: More catches more fraud and costs more analyst time and friction.
-DEFAULT_ALERT_RATE: Final = 0.015
+DEFAULT_ALERT_RATE: Final = 0.02
 #: Share blocked outright, the most confident part of the flagged share.
 #: More stops more fraud before it settles and declines more good customers.
-DEFAULT_BLOCK_RATE: Final = 0.003
+DEFAULT_BLOCK_RATE: Final = 0.005
 
 
 class Thresholds(msgspec.Struct, frozen=True):

@@ -11,7 +11,7 @@ from featurestore.definitions import FEATURE_NAMES
 from model.card import DataSummary, ModelCard
 from model.registry import record_version
 from model.thresholds import choose_thresholds
-from model.training import evaluate, fit_booster, save_model
+from model.training import evaluate, fit_booster, predict, save_model
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def small_model(directory: Path) -> ModelCard:
     rows = rng.exponential(1.0, (2_000, len(FEATURE_NAMES))).astype(np.float32)
     labels = (rows[:, 0] + rng.normal(0.0, 0.3, len(rows)) > 3.0).astype(np.int8)
     booster = fit_booster(rows, labels, rounds=8)
-    scores = booster.predict(rows)
+    scores = predict(booster, rows)
     cuts = choose_thresholds(scores, alert_rate=0.05, block_rate=0.01)
     window = "2026-01-01T00:00:00+00:00"
     summary = DataSummary(window, window, window, window, 2_000, 0, 2_000, 0, 1, 1, 1)
