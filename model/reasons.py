@@ -50,6 +50,11 @@ class ReasonRule(NamedTuple):
     text: Callable[[float], str]
 
 
+def _seconds_after(value: float) -> str:
+    unit = "second" if round(value) == 1 else "seconds"
+    return f"only {value:.0f} {unit} after the previous transaction"
+
+
 def _times(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -86,7 +91,7 @@ RULES: Final[tuple[ReasonRule, ...]] = (
         "seconds_since_prev",
         False,
         120,
-        lambda v: f"only {v:.0f} seconds after the previous transaction",
+        _seconds_after,
     ),
     ReasonRule(
         "tiny_count_10m",

@@ -214,3 +214,13 @@ def test_a_valid_replacement_is_loaded(model_dir: Path, tmp_path: Path) -> None:
     assert scorer.reload_if_changed() is True
     assert scorer.version != old_version
     assert scorer.version == Scorer.load(model_dir).version
+
+
+def test_a_quick_repeat_is_named_in_seconds(model_dir: Path) -> None:
+    scorer = Scorer.load(model_dir)
+    row = typical_row()
+    row[column("seconds_since_prev")] = 1
+
+    (decision,) = scorer.decide(np.array([1.0]), row[None, :])
+
+    assert "only 1 second after the previous transaction" in decision.reasons
