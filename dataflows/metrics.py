@@ -264,6 +264,10 @@ SINK_ERRORS = Counter(
     ["sink"],
 )
 MODEL = Info("fraudflow_model", "The model the flow scores with.")
+MODEL_RELOAD_FAILURES = Counter(
+    "fraudflow_model_reload_failures",
+    "Replaced model files refused at reload; the previous model kept scoring.",
+)
 PSI = Gauge(
     "fraudflow_psi",
     "Population stability index of a rolling window against the model's "
@@ -289,6 +293,7 @@ COLLECTORS: Final = (
     SINK_RETRIES,
     SINK_ERRORS,
     MODEL,
+    MODEL_RELOAD_FAILURES,
     PSI,
     CONSUMER_LAG,
 )
@@ -409,6 +414,11 @@ def record_sink_retry(sink: str, count: int = 1) -> None:
 def record_sink_error(sink: str, count: int = 1) -> None:
     """Count writes ``sink`` gave up on."""
     SINK_ERRORS.labels(_sink(sink)).inc(count)
+
+
+def record_model_reload_failure() -> None:
+    """Count a replaced model file that was refused (the old model stays)."""
+    MODEL_RELOAD_FAILURES.inc()
 
 
 def set_model_info(model_version: str, **details: str) -> None:

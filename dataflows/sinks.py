@@ -46,6 +46,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from dataflows import metrics
 from dataflows.config import Settings
 from dataflows.errors import BrokerUnavailable, DatabaseUnavailable
 from dataflows.masking import scrub_digits
@@ -224,7 +225,13 @@ class _RowPartition(StatelessSinkPartition[ScoredTransaction]):
         self._writer = writer
 
     def write_batch(self, items: list[ScoredTransaction]) -> None:
+        started = time.perf_counter()
         self._writer.write(items)
+        metrics.observe_stage("postgres", time.perf_counter() - started)
+        # The row's latency was stamped just before its successful write.
+        metrics.E2E_LATENCY.observe_many(
+            [row.latency_ms / 1000.0 for row in items if row.latency_ms is not None]
+        )
 
     def close(self) -> None:
         self._writer.close()
@@ -441,7 +448,9 @@ class _MessagePartition(StatelessSinkPartition[OutboundMessage]):
         self._producer = producer
 
     def write_batch(self, items: list[OutboundMessage]) -> None:
+        started = time.perf_counter()
         self._producer.send(items)
+        metrics.observe_stage("alert_delivery", time.perf_counter() - started)
 
     def close(self) -> None:
         self._producer.close()

@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from dataflows.errors import BrokerUnavailable
+from dataflows.runtime import heartbeat
 
 LOG = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class _PartitionReader(StatefulSourcePartition[RawRecord, int]):
     def next_batch(self) -> list[RawRecord]:
         if self._eof:
             raise StopIteration
+        heartbeat()
         # A 1 ms timeout: consume(n, t) waits up to t to fill n messages, and
         # a long t adds latency at low rates.
         messages = self._consumer.consume(self._batch_size, 0.001)
