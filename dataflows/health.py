@@ -167,10 +167,11 @@ def _handler_for(health: HealthServer) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.split("?")[0] == "/livez":
+            path = self.path.partition("?")[0]
+            if path == "/livez":
                 body = health.liveness()
                 ok = body["status"] == "alive"
-            elif self.path.split("?")[0] == "/readyz":
+            elif path == "/readyz":
                 body = health.readiness()
                 ok = body["status"] == "ready"
             else:

@@ -98,6 +98,7 @@ class LabelGuard:
         self.label = label
         self.limit = limit
         self._seen = set(known)
+        self._warned = False
         self._lock = threading.Lock()
 
     def __call__(self, value: str) -> str:
@@ -108,12 +109,14 @@ class LabelGuard:
             if len(self._seen) < self.limit:
                 self._seen.add(value)
                 return value
-        logger.warning(
-            "label value refused label=%s limit=%d reported_as=%s",
-            self.label,
-            self.limit,
-            OTHER,
-        )
+            warn, self._warned = not self._warned, True
+        if warn:  # once: the refused values may keep coming every batch
+            logger.warning(
+                "label values refused label=%s limit=%d reported_as=%s",
+                self.label,
+                self.limit,
+                OTHER,
+            )
         return OTHER
 
 

@@ -253,7 +253,8 @@ def main(
 ) -> None:
     """Fail unless every rule and dashboard expression returns series."""
     console = Console()
-    outcomes = check(url, wait_s, strict)
+    with console.status(f"evaluating rule and dashboard expressions on {url}"):
+        outcomes = check(url, wait_s, strict)
     report(outcomes, console)
     failing = {"empty", "quiet"} if strict else {"empty"}
     if any(outcome.state in failing for outcome in outcomes):
