@@ -210,3 +210,9 @@ def test_observing_one_value_at_a_time_bins_like_a_whole_batch():
         single.observe(value)
     batch.observe_many(values)
     assert single.snapshot() == batch.snapshot()
+
+
+def test_a_refused_model_reload_is_counted():
+    before = sample("fraudflow_model_reload_failures_total")
+    metrics.record_model_reload_failure()
+    assert sample("fraudflow_model_reload_failures_total") - before == 1
