@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ import psycopg
 import typer
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -39,13 +41,16 @@ from rich.table import Table
 from dataflows.config import Settings
 from dataflows.setup import prepare, profiles_as_of
 from dataflows.topics import ensure_topics, topic_names
-from deploy.stack import EXTERNAL_ENV, Endpoints, LocalStack
+from deploy.stack import EXTERNAL_ENV, Endpoints, LocalStack, free_port
 
 LOG = logging.getLogger(__name__)
 console = Console()
 
 #: Seconds to wait, after the simulator stops, for the last rows to be written.
 DRAIN_TIMEOUT_S = 60.0
+
+#: Consecutive one-second reads without progress that mean the flow drained.
+DRAIN_QUIET_READS = 3
 
 #: Seed of the simulated traffic; its transaction ids start with TXN_PREFIX.
 SEED = 7
@@ -67,56 +72,93 @@ class Summary:
     tps: float = 0.0
 
 
-def topic_total(bootstrap: str, topic: str) -> int:
-    """Return how many messages a topic holds (sum of its high watermarks)."""
-    from confluent_kafka import Consumer, TopicPartition
+class MetricsReader:
+    """Live figures from the flow's own Prometheus endpoint.
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    partitions = admin.list_topics(topic, timeout=5).topics[topic].partitions
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-watch"})
-    try:
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-            for p in partitions
-        )
-    finally:
-        consumer.close()
-
-
-def measure(settings: Settings, window_s: float | None) -> Summary:
-    """Read the summary from PostgreSQL and the topics' watermarks.
-
-    Only this demo's transactions count (their ids start with
-    :data:`TXN_PREFIX`), so other writers to the same table do not skew it.
+    Latency percentiles come from the end-to-end histogram's bucket counts
+    gained since the previous read, so they describe the last few seconds
+    (to the resolution of the buckets); the final summary is exact, from
+    PostgreSQL.
 
     Args:
-        settings: Where the services are.
-        window_s: Latency percentiles and throughput over the last
-            ``window_s`` seconds of scoring; ``None`` for the whole run.
+        url: The flow's ``/metrics`` URL.
     """
-    since = "now() - make_interval(secs => %(window)s)" if window_s else "'-infinity'"
-    query = f"""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.previous: tuple[float, float, dict[float, float]] | None = None
+
+    def read(self) -> Summary:
+        """Scrape once; return the totals and the rates since the last scrape."""
+        samples = self._scrape()
+        scored = samples.get(("fraudflow_transactions_total", "scored"), 0.0)
+        buckets = {
+            float(le): count
+            for (name, le), count in samples.items()
+            if name == "fraudflow_e2e_latency_seconds_bucket"
+        }
+        now = time.monotonic()
+        summary = Summary(
+            scored=int(scored),
+            alerts=int(samples.get(("fraudflow_transactions_total", "alerted"), 0)),
+            dead_letters=int(
+                samples.get(("fraudflow_transactions_total", "dead_lettered"), 0)
+            ),
+        )
+        if self.previous is not None:
+            then, scored_then, buckets_then = self.previous
+            summary.tps = round((scored - scored_then) / max(now - then, 1e-3), 1)
+            gained = {le: n - buckets_then.get(le, 0.0) for le, n in buckets.items()}
+            summary.p50_ms = _bucket_quantile(gained, 0.5)
+            summary.p99_ms = _bucket_quantile(gained, 0.99)
+        self.previous = (now, scored, buckets)
+        return summary
+
+    def _scrape(self) -> dict[tuple[str, str], float]:
+        try:
+            with urllib.request.urlopen(self.url, timeout=2) as response:  # noqa: S310
+                text = response.read().decode()
+        except OSError:
+            return {}
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                label = sample.labels.get("outcome") or sample.labels.get("le", "")
+                samples[(sample.name, label)] = sample.value
+        return samples
+
+
+def _bucket_quantile(cumulative: dict[float, float], quantile: float) -> float:
+    """Upper bound (ms) of the histogram bucket holding ``quantile``."""
+    total = cumulative.get(float("inf"), 0.0)
+    if total <= 0:
+        return 0.0
+    for upper in sorted(cumulative):
+        if cumulative[upper] >= quantile * total:
+            return round(upper * 1000, 1) if upper != float("inf") else float("inf")
+    return 0.0
+
+
+def final_summary(settings: Settings, live: Summary) -> Summary:
+    """Exact figures of this demo's rows, from PostgreSQL."""
+    query = """
         SELECT count(*),
+               count(*) FILTER (WHERE decision <> 'allow'),
                coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), 0),
                coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), 0),
-               extract(epoch FROM max(scored_at) - min(scored_at))
-        FROM scored_transactions
-        WHERE scored_at > {since} AND txn_id LIKE %(prefix)s
-    """  # noqa: S608 - the only interpolation is a fixed SQL fragment
-    params = {"window": window_s, "prefix": f"{TXN_PREFIX}%"}
-    total_query = "SELECT count(*) FROM scored_transactions WHERE txn_id LIKE %s"
+               extract(epoch FROM max(written_at) - min(written_at))
+        FROM scored_transactions WHERE txn_id LIKE %s
+    """
     with psycopg.connect(settings.database_url) as conn:
-        count, p50, p99, span = conn.execute(query, params).fetchone()  # type: ignore[misc]
-        total = conn.execute(total_query, (params["prefix"],)).fetchone()
-    seconds = window_s or float(span or 0) or 1.0
-    bootstrap = settings.kafka_bootstrap_servers
+        row = conn.execute(query, (f"{TXN_PREFIX}%",)).fetchone()
+    count, flagged, p50, p99, span = row or (0, 0, 0, 0, 0)
     return Summary(
-        scored=int(total[0]) if total else 0,
-        alerts=topic_total(bootstrap, settings.topic_alerts),
-        dead_letters=topic_total(bootstrap, settings.topic_dlq),
+        scored=int(count),
+        alerts=int(flagged),
+        dead_letters=live.dead_letters,
         p50_ms=round(float(p50), 2),
         p99_ms=round(float(p99), 2),
-        tps=round(count / seconds, 1),
+        tps=round(count / max(float(span or 0), 1.0), 1),
     )
 
 
@@ -135,7 +177,7 @@ def render(summary: Summary, reasons: list[tuple[str, int]], elapsed: float) -> 
     """Lay out the live summary."""
     table = Table(title=f"fraudflow demo, {elapsed:.0f} s", show_header=False)
     table.add_row("scored", f"{summary.scored:,}")
-    table.add_row("throughput (last 5 s)", f"{summary.tps:,.0f} tx/s")
+    table.add_row("throughput", f"{summary.tps:,.0f} tx/s")
     table.add_row(
         "latency p50 / p99", f"{summary.p50_ms:.1f} / {summary.p99_ms:.1f} ms"
     )
@@ -230,7 +272,13 @@ def run(
     """Run the demo until ``seconds`` pass or Ctrl-C; return the final summary."""
     recovery_dir = settings.state_dir / "recovery"
     reset(settings, recovery_dir)
-    env = {**os.environ, **stack.env(), "FRAUDFLOW_DEV_MODE": "1"}
+    port = free_port()
+    env = {
+        **os.environ,
+        **stack.env(),
+        "FRAUDFLOW_DEV_MODE": "1",
+        "FRAUDFLOW_METRICS_PORT": str(port),
+    }
     children = Children(env, settings.state_dir / "logs")
     flow = ["-m", "bytewax.run", "dataflows.scoring:flow", "-r", str(recovery_dir)]
     children.start("flow", [*flow, "-s", "5", "-b", "60"])
@@ -243,54 +291,62 @@ def run(
     if seconds:
         simulator += ["--duration", str(seconds)]
     children.start("simulator", simulator)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    started = time.monotonic()
+    reader = MetricsReader(f"http://127.0.0.1:{port}/metrics")
+    live = Summary()
     try:
-        watch(settings, children, producer, started, seconds)
+        live = watch(settings, children, reader, seconds)
         if seconds:
-            drain(settings, children)
+            live = drain(reader, children)
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
-        producer.flush(10)
         children.stop_all()
-    return measure(settings, None)
+    return final_summary(settings, live)
 
 
 def watch(
     settings: Settings,
     children: Children,
-    producer: Producer,
-    started: float,
+    reader: MetricsReader,
     seconds: float | None,
-) -> None:
-    """Refresh the live summary until the simulator finishes or time is up."""
+) -> Summary:
+    """Refresh the live summary until the simulator finishes (or Ctrl-C)."""
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    started = time.monotonic()
     sequence = 0
+    reasons: list[tuple[str, int]] = []
+    summary = Summary()
     with Live(console=console, refresh_per_second=2) as live:
-        while True:
+        while not (seconds and children.procs["simulator"].poll() is not None):
             elapsed = time.monotonic() - started
             children.check()
             if elapsed > sequence * MALFORMED_EVERY_S:
                 produce_malformed(producer, settings.topic_transactions, sequence)
+                if sequence % 5 == 0:
+                    reasons = top_reasons(settings)
                 sequence += 1
-            live.update(render(measure(settings, 5.0), top_reasons(settings), elapsed))
-            if seconds and children.procs["simulator"].poll() is not None:
-                return
+            summary = reader.read()
+            live.update(render(summary, reasons, elapsed))
             time.sleep(1.0)
+    producer.flush(10)
+    return summary
 
 
-def drain(settings: Settings, children: Children) -> None:
-    """Wait until every valid produced transaction has its row."""
-    bootstrap = settings.kafka_bootstrap_servers
+def drain(reader: MetricsReader, children: Children) -> Summary:
+    """Wait until the flow has scored everything produced (it goes quiet)."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while time.monotonic() < deadline:
+    last = reader.read()
+    quiet = 0
+    while time.monotonic() < deadline and quiet < DRAIN_QUIET_READS:
+        time.sleep(1.0)
         children.check()
-        produced = topic_total(bootstrap, settings.topic_transactions)
-        summary = measure(settings, None)
-        if summary.scored + summary.dead_letters >= produced:
-            return
-        time.sleep(0.5)
-    console.print("[yellow]not every transaction was scored before the timeout")
+        current = reader.read()
+        seen = (current.scored, current.dead_letters)
+        quiet = quiet + 1 if seen == (last.scored, last.dead_letters) else 0
+        last = current
+    if quiet < DRAIN_QUIET_READS:
+        console.print("[yellow]the flow was still scoring when the timeout came")
+    return last
 
 
 def main(

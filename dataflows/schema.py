@@ -37,6 +37,8 @@ MAX_AMOUNT_MINOR: Final = 1_000_000_000
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 
 EARLIEST_EVENT_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS: Final = timedelta(milliseconds=1)
 
 COUNTRIES: Final = frozenset(country.alpha_2 for country in pycountry.countries)
 CURRENCIES: Final = frozenset(currency.alpha_3 for currency in pycountry.currencies)
@@ -74,7 +76,8 @@ class Transaction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     @property
     def event_ms(self) -> int:
         """Event time as integer milliseconds since the Unix epoch."""
-        return int(self.event_time.timestamp() * 1000)
+        # Integer arithmetic: float seconds * 1000 can truncate to ms - 1.
+        return (self.event_time - _EPOCH) // _ONE_MS
 
 
 _decoder = msgspec.json.Decoder(Transaction)
