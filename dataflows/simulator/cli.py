@@ -166,7 +166,7 @@ def _produce(
     total = count or duration
     with (
         Progress(*columns, console=console) as progress,
-        TransactionProducer(servers, *topics) as producer,
+        TransactionProducer(servers, topics[0], topics[1]) as producer,
     ):
         task = progress.add_task("produce", total=total, sent=0, rate=0.0)
 

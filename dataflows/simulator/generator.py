@@ -115,10 +115,17 @@ class Batch:
             self.event_ms, self.pattern, self.is_fraud,
             strict=True,
         )  # fmt: skip
-        for *fields, event_ms, pattern, is_fraud in rows:
+        for (
+            txn_id, account_id, pan, amount_minor, currency, merchant_id, mcc,
+            merchant_country, channel, device_id, ip, email,
+            event_ms, pattern, is_fraud,
+        ) in rows:  # fmt: skip
             event_time = utc_from_ms(clock_ms() if clock_ms else event_ms)
-            txn = Transaction(*fields, event_time)
-            yield txn, Label(fields[0], fields[1], is_fraud, pattern, event_time)
+            txn = Transaction(
+                txn_id, account_id, pan, amount_minor, currency, merchant_id, mcc,
+                merchant_country, channel, device_id, ip, email, event_time,
+            )  # fmt: skip
+            yield txn, Label(txn_id, account_id, is_fraud, pattern, event_time)
 
 
 class TransactionSimulator:

@@ -36,17 +36,24 @@ TRANSACTION_FILE: Final = "transactions.parquet"
 LABEL_FILE: Final = "labels.parquet"
 
 #: Column types of ``transactions.parquet``, in Transaction field order.
-TRANSACTION_SCHEMA: Final = {
-    name: pl.String for name in Transaction.__struct_fields__
-} | {"amount_minor": pl.Int64, "event_time": EVENT_TIME, "schema_version": pl.Int64}
-_COPIED: Final = frozenset(TRANSACTION_SCHEMA) - {"event_time", "schema_version"}
-LABEL_SCHEMA: Final = {
-    "txn_id": pl.String,
-    "account_id": pl.String,
-    "is_fraud": pl.Boolean,
-    "pattern": pl.String,
+_NOT_TEXT: Final[dict[str, pl.DataType]] = {
+    "amount_minor": pl.Int64(),
     "event_time": EVENT_TIME,
+    "schema_version": pl.Int64(),
 }
+TRANSACTION_SCHEMA: Final = pl.Schema(
+    (name, _NOT_TEXT.get(name, pl.String())) for name in Transaction.__struct_fields__
+)
+_COPIED: Final = frozenset(TRANSACTION_SCHEMA) - {"event_time", "schema_version"}
+LABEL_SCHEMA: Final = pl.Schema(
+    [
+        ("txn_id", pl.String()),
+        ("account_id", pl.String()),
+        ("is_fraud", pl.Boolean()),
+        ("pattern", pl.String()),
+        ("event_time", EVENT_TIME),
+    ]
+)
 
 
 def write_history(
@@ -122,7 +129,7 @@ def _frames(batch: Batch, end_ms: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     }
     columns["event_time"] = batch.event_ms
     columns["schema_version"] = [SCHEMA_VERSION] * len(batch)
-    schema = TRANSACTION_SCHEMA | {"event_time": pl.Int64}
+    schema = pl.Schema(TRANSACTION_SCHEMA | {"event_time": pl.Int64})
     transactions = pl.DataFrame(columns, schema=schema).with_columns(
         pl.col("event_time").cast(EVENT_TIME)
     )
