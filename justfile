@@ -51,9 +51,29 @@ fmt: setup
     .venv/bin/ruff format .
     .venv/bin/ruff check --fix .
 
-# Produce synthetic transactions (see --help).
-simulate *ARGS: setup
-    {{python}} -m dataflows.simulator {{ARGS}}
+# Produce synthetic transactions into the local stack (see --help).
+simulate *ARGS: up
+    eval "$({{python}} -m deploy env)" && {{python}} -m dataflows.simulator {{ARGS}}
+
+# Create topics, apply migrations, record the model, materialize profiles.
+prepare *ARGS: up
+    eval "$({{python}} -m deploy env)" && {{python}} -m dataflows.setup {{ARGS}}
+
+# Run the scoring flow alone against the local stack (Ctrl-C stops it).
+run *ARGS: prepare
+    eval "$({{python}} -m deploy env)" && FRAUDFLOW_DEV_MODE=1 {{python}} -m bytewax.run dataflows.scoring:flow {{ARGS}}
+
+# Write account profiles from a Parquet history into Redis (see --help).
+materialize *ARGS: up
+    eval "$({{python}} -m deploy env)" && {{python}} -m featurestore.materialize {{ARGS}}
+
+# Train the model from a simulated history; rewrites model/artifacts byte for byte.
+train *ARGS: setup
+    {{python}} -m model.train {{ARGS}}
+
+# Rows per second of the ONNX scorer at batch sizes 1, 64 and 256 (one thread).
+bench-scorer *ARGS: setup
+    {{python}} -m model.bench {{ARGS}}
 
 # Install checkov into its own venv (its dependencies clash with the project's).
 deploy-tools:
