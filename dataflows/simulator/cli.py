@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -38,11 +39,14 @@ from dataflows.simulator.generator import (
     TransactionSimulator,
 )
 from dataflows.simulator.history import write_history
+from dataflows.simulator.plot import plot_history
 from dataflows.simulator.producer import Summary, TransactionProducer, run
 from dataflows.simulator.rate import RateLimiter
 from dataflows.topics import create_topics
 
 LOG = logging.getLogger(__name__)
+
+PLOT_FILE = "history.png"
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
@@ -101,6 +105,9 @@ def main(
         Path | None, typer.Option(help="Write Parquet history here instead of Kafka.")
     ] = None,
     days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 7,
+    plot: Annotated[
+        bool, typer.Option(help="With --history, also draw history.png.")
+    ] = True,
 ) -> None:
     """Produce simulated card transactions and their labels."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
@@ -111,6 +118,9 @@ def main(
                 history, days, accounts, seed, simulated_start, fraud_rate
             )
             console.print(f"wrote {paths[0]} and {paths[1]}")
+            if plot:
+                picture = plot_history(pl.read_parquet(paths[1]), history / PLOT_FILE)
+                console.print(f"drew {picture}")
             return
         limiter = RateLimiter(rate, burst_every, burst_factor, burst_seconds)
         summary = _produce(

@@ -173,6 +173,11 @@ class TransactionSimulator:
         self._next_id = 0
 
     @property
+    def start_ms(self) -> int:
+        """Start of simulated time, epoch milliseconds."""
+        return self._start_ms
+
+    @property
     def accounts(self) -> Accounts:
         """The simulated card holders."""
         return self._accounts

@@ -108,11 +108,10 @@ def _simulate(
     frames = []
     with Progress(*columns) as progress:
         task = progress.add_task("history", total=days, rows=0)
-        start_ms = end_ms = None
+        start_ms = simulator.start_ms
+        end_ms = start_ms + days * DAY_MS
         rows = 0
         for batch in simulator.batches():
-            start_ms = start_ms or batch.event_ms[0]
-            end_ms = end_ms or start_ms + days * DAY_MS
             if batch.event_ms[0] >= end_ms:
                 break
             frames.append(_frames(batch, end_ms))

@@ -21,6 +21,7 @@ from dataflows.simulator import (
 from dataflows.simulator.catalog import COUNTRY_CODES
 from dataflows.simulator.cli import app
 from dataflows.simulator.generator import ms_from_utc
+from dataflows.simulator.plot import hourly_counts
 from dataflows.simulator.rate import UNTHROTTLED_GRANT, RateLimiter
 
 
@@ -264,13 +265,35 @@ def test_history_matches_the_stream_of_the_same_seed(tmp_path: Path) -> None:
     ]
 
 
-def test_the_command_line_writes_history(tmp_path: Path) -> None:
+def test_the_command_line_writes_history_and_its_plot(tmp_path: Path) -> None:
     arguments = ["--history", str(tmp_path), "--days", "1", "--accounts", "50"]
     result = CliRunner().invoke(app, arguments)
 
     assert result.exit_code == 0, result.output
     assert (tmp_path / "transactions.parquet").stat().st_size > 0
     assert (tmp_path / "labels.parquet").stat().st_size > 0
+    assert (tmp_path / "history.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_hourly_counts_put_each_pattern_in_its_column() -> None:
+    hour = datetime(2026, 11, 1, 5, tzinfo=UTC)
+    labels = pl.DataFrame(
+        {
+            "event_time": [
+                hour,
+                hour + timedelta(minutes=59),
+                hour + timedelta(hours=1),
+            ],
+            "pattern": ["legit", "card_testing", "legit"],
+        }
+    )
+
+    hourly = hourly_counts(labels)
+
+    assert hourly.columns == ["event_time", *PATTERNS]
+    assert hourly["legit"].to_list() == [1, 1]
+    assert hourly["card_testing"].to_list() == [1, 0]
+    assert hourly["high_velocity"].to_list() == [0, 0]
 
 
 def test_the_command_line_refuses_a_burst_longer_than_its_period() -> None:
