@@ -37,6 +37,7 @@ from dataflows.simulator.generator import (
     DEFAULT_FRAUD_RATE,
     DEFAULT_START,
     TransactionSimulator,
+    wall_clock_ms,
 )
 from dataflows.simulator.history import write_history
 from dataflows.simulator.plot import plot_history
@@ -151,7 +152,7 @@ def _id_prefix(seed: int, clock: Clock) -> str | None:
     """Give live runs their own id prefix: ids must not repeat across runs."""
     if clock is Clock.simulated:
         return None
-    return f"s{seed}-{int(datetime.now(UTC).timestamp()):x}-"
+    return f"s{seed}-{wall_clock_ms():x}-"
 
 
 def _produce(
