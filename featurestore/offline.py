@@ -29,10 +29,12 @@ Example:
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from rich.progress import track
 
@@ -52,6 +54,7 @@ from featurestore.profiles import (
     Profile,
     compute_profiles,
     profile_features,
+    profile_from_row,
 )
 from featurestore.velocity import MAX_SEEN_COUNTRIES, MAX_SEEN_DEVICES
 
@@ -73,7 +76,9 @@ def load_history(directory: Path) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     Returns:
         The transactions (needed columns only) and the labels or None.
     """
-    transactions = pl.read_parquet(directory / "transactions.parquet", columns=_NEEDED)
+    transactions = pl.read_parquet(
+        directory / "transactions.parquet", columns=list(_NEEDED)
+    )
     labels_path = directory / "labels.parquet"
     labels = pl.read_parquet(labels_path) if labels_path.exists() else None
     return transactions, labels
@@ -88,24 +93,26 @@ def _sorted_with_keys(transactions: pl.DataFrame) -> pl.DataFrame:
     frame = transactions.with_columns(
         event_ms=pl.col("event_time").dt.epoch("ms"),
     ).sort(["account_id", "event_ms"], maintain_order=True)
-    start = frame["event_ms"].min()
-    span = frame["event_ms"].max() - start + 2 * DAY_MS + 1
+    start = pl.col("event_ms").min()
+    span = pl.col("event_ms").max() - start + 2 * DAY_MS + 1
     account_rank = pl.col("account_id").rank("dense").cast(pl.Int64) - 1
     key = account_rank * span + (pl.col("event_ms") - start)
     return frame.with_columns(key=key, row=pl.int_range(pl.len(), dtype=pl.Int64))
 
 
-def _window_starts(key: np.ndarray, length_ms: int) -> np.ndarray:
+def _window_starts(key: npt.NDArray[np.int64], length_ms: int) -> npt.NDArray[np.intp]:
     """Index of the first row inside each row's window ``(t - length, t]``."""
     return np.searchsorted(key, key - length_ms, side="right")
 
 
-def _running(values: np.ndarray) -> np.ndarray:
+def _running(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Running totals with a leading zero: total of rows [a, b) is r[b] - r[a]."""
     return np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
 
 
-def _distinct_in_window(frame: pl.DataFrame, column: str, length_ms: int) -> np.ndarray:
+def _distinct_in_window(
+    frame: pl.DataFrame, column: str, length_ms: int
+) -> npt.NDArray[np.float64]:
     """Distinct values of ``column`` among each row's window rows.
 
     Row j is the latest occurrence of its value for rows j .. next(j) - 1, and
@@ -189,8 +196,8 @@ def velocity_frame(transactions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _mean_ratio(
-    frame: pl.DataFrame, amount: np.ndarray, totals: np.ndarray
-) -> np.ndarray:
+    frame: pl.DataFrame, amount: npt.NDArray[np.int64], totals: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
     """Amount over the mean of the segment's earlier amounts (1 with none)."""
     row = np.arange(len(amount))
     segment_start = frame["segment_start"].to_numpy()
@@ -229,12 +236,14 @@ def daily_profiles(
     Returns:
         Rows of account_id, ``snapshot_day`` (date) and the profile fields.
     """
-    days = transactions["event_time"].dt.date()
-    first, last = days.min(), days.max()
-    count = (last - first).days + 1
+    day_of = pl.col("event_time").dt.date()
+    days: list[date] = (
+        transactions.select(pl.date_range(day_of.min(), day_of.max(), "1d"))
+        .to_series()
+        .to_list()
+    )
     snapshots = []
-    for offset in track(range(count), description="Daily profile snapshots"):
-        day = first + timedelta(days=offset)
+    for day in track(days, description="Daily profile snapshots"):
         as_of = datetime(day.year, day.month, day.day, tzinfo=UTC)
         profiles = compute_profiles(transactions, labels, as_of)
         snapshots.append(profiles.with_columns(snapshot_day=pl.lit(day)))
@@ -255,11 +264,11 @@ def _profile_columns(frame: pl.DataFrame, snapshots: pl.DataFrame) -> pl.DataFra
     return pl.DataFrame(encoded, schema=list(PROFILE_NAMES), orient="row")
 
 
-def _profile_of(values: tuple) -> Profile | None:
+def _profile_of(values: tuple[Any, ...]) -> Profile | None:
     """Build a Profile from a joined row, or None when no snapshot matched."""
     if values[0] is None:
         return None
-    return Profile(*values[:-2], tuple(values[-2]), values[-1])
+    return profile_from_row(values)
 
 
 def offline_features(

@@ -20,8 +20,9 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import polars as pl
@@ -181,7 +182,20 @@ def compute_profiles(
 def profiles_from_frame(frame: pl.DataFrame) -> dict[str, Profile]:
     """Turn :func:`compute_profiles` output into Profile objects by account."""
     rows = frame.select("account_id", *PROFILE_COLUMNS).iter_rows()
-    return {
-        account_id: Profile(*fields[:-2], tuple(fields[-2]), fields[-1])
-        for account_id, *fields in rows
-    }
+    return {account_id: profile_from_row(fields) for account_id, *fields in rows}
+
+
+def profile_from_row(fields: Sequence[Any]) -> Profile:
+    """Build a Profile from one row of :data:`PROFILE_COLUMNS` values.
+
+    Args:
+        fields: The values in :data:`PROFILE_COLUMNS` order, as a Polars row
+            gives them (``usual_mccs`` as a list).
+
+    Returns:
+        The profile, with ``usual_mccs`` as a tuple.
+    """
+    (as_of_ms, first_event_ms, count, mean, std, home, mccs, chargebacks) = fields
+    return Profile(
+        as_of_ms, first_event_ms, count, mean, std, home, tuple(mccs), chargebacks
+    )

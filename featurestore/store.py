@@ -71,7 +71,9 @@ def decode_profile(payload: bytes) -> Profile:
     return _decoder.decode(payload)
 
 
-def _chunks(items: Iterable[tuple[str, Profile]], size: int) -> Iterator[list]:
+def _chunks(
+    items: Iterable[tuple[str, Profile]], size: int
+) -> Iterator[list[tuple[str, Profile]]]:
     """Yield lists of at most ``size`` items."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -172,9 +174,11 @@ class ProfileStore:
         Returns:
             One lookup per account id, in the same order. Never raises.
         """
-        cache = self._cache
-        found = {account_id: cache.get(account_id) for account_id in account_ids}
-        wanted = [account_id for account_id, hit in found.items() if hit is None]
+        cached = {account_id: self._cache.get(account_id) for account_id in account_ids}
+        found = {
+            account_id: hit for account_id, hit in cached.items() if hit is not None
+        }
+        wanted = [account_id for account_id in cached if account_id not in found]
         if wanted:
             found.update(self._fetch(wanted))
         return [found[account_id] for account_id in account_ids]
@@ -201,10 +205,14 @@ class ProfileStore:
         return lookups
 
     @staticmethod
-    def _lookup(payload: bytes | None) -> ProfileLookup:
+    def _lookup(payload: bytes | str | None) -> ProfileLookup:
         """Turn one MGET answer into a lookup."""
         if payload is None:
             return _MISSING
+        if isinstance(payload, str):
+            # Profiles are binary; only a client decoding responses answers text.
+            logger.warning("profile value in Redis read as text, not bytes")
+            return _DEGRADED
         try:
             return ProfileLookup(decode_profile(payload), False)
         except msgspec.DecodeError as exc:

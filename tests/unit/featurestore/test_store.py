@@ -13,7 +13,7 @@ PROFILE = Profile(86_400_000, 0, 3, 1234.5, 17.25, "US", ("5411", "5812"), 1)
 class CountingRedis:
     """Stands in for a Redis client: a dict, with a count of MGET calls."""
 
-    def __init__(self, values: dict[str, bytes], fail: bool = False):
+    def __init__(self, values: dict[str, bytes | str], fail: bool = False):
         self.values = values
         self.fail = fail
         self.mget_calls = 0
@@ -76,3 +76,11 @@ def test_a_refused_connection_gives_defaults_and_never_raises():
 
     assert store.read_many(["a", "b"]) == [ProfileLookup(None, True)] * 2
     store.close()
+
+
+def test_a_value_read_as_text_degrades_that_row_only():
+    client = CountingRedis({"p:a": "text", "p:b": encode_profile(PROFILE)})
+
+    lookups = ProfileStore(client, prefix="p:").read_many(["a", "b"])
+
+    assert lookups == [ProfileLookup(None, True), ProfileLookup(PROFILE, False)]
