@@ -279,7 +279,10 @@ PSI = Gauge(
 )
 CONSUMER_LAG = Gauge(
     "fraudflow_consumer_lag_messages",
-    "Messages in a partition not yet processed (high watermark - position).",
+    "Messages in a partition the flow has not taken yet (high watermark from "
+    "the last fetch response - next offset to read), read at most once a "
+    "second per partition. A broker's watermark request can under-report "
+    "after batched (idempotent) production; fetch responses do not.",
     ["topic", "partition"],
 )
 
@@ -682,6 +685,12 @@ def fetch_watermarks(
     timeout_s: float = 1.0,
 ) -> dict[tuple[str, int], tuple[int, int]]:
     """Ask the broker for the current watermarks of ``partitions``.
+
+    This is a request to the broker per partition, for tools and checks. The
+    flow itself reads the cached watermarks of its fetch responses instead
+    (see ``dataflows.source``): the local development broker answers this
+    request with the first offset of the last record batch plus one, which
+    under-reports the high watermark after batched or idempotent production.
 
     Raises:
         BrokerUnavailable: The broker did not answer within ``timeout_s``.

@@ -8,6 +8,16 @@ consumer group; offsets live in Bytewax's recovery snapshots, so state and
 input stay exactly-once), asks the broker to answer fetches within a few
 milliseconds, and emits plain :class:`RawRecord` tuples.
 
+Each partition reader also publishes its consumer lag (messages in the
+partition that the flow has not taken yet) as
+``fraudflow_consumer_lag_messages``, at most once per :data:`LAG_INTERVAL_S`.
+The high watermark comes from librdkafka's cache, which every fetch response
+refreshes, so reading it costs no request to the broker. The broker's own
+answer to a watermark request is not used: the local development broker
+answers it with the first offset of the last record batch plus one, so after
+batched (for example idempotent) production it under-reports the high
+watermark, while its fetch responses carry the true one.
+
 Example:
     >>> source = TransactionSource("127.0.0.1:9092", "transactions")
     >>> flow_input = op.input("transactions", flow, source)  # doctest: +SKIP
@@ -16,12 +26,21 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
+from dataflows import metrics
 from dataflows.errors import BrokerUnavailable
 from dataflows.runtime import heartbeat
 
@@ -39,6 +58,11 @@ LOW_LATENCY_CONSUMER: dict[str, Any] = {
     "enable.auto.offset.store": False,
     "group.id": "fraudflow-unused",
 }
+
+#: Least seconds between two consumer-lag readings of one partition. A reading
+#: is a dictionary lookup in librdkafka plus a gauge update (a few
+#: microseconds); once a second is finer than any scrape interval.
+LAG_INTERVAL_S = 1.0
 
 
 class RawRecord(NamedTuple):
@@ -61,6 +85,8 @@ class _PartitionReader(StatefulSourcePartition[RawRecord, int]):
         partition: int,
         offset: int,
         batch_size: int,
+        lag_interval_s: float = LAG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._consumer = Consumer(config)
         self._consumer.assign([TopicPartition(topic, partition, offset)])
@@ -69,6 +95,9 @@ class _PartitionReader(StatefulSourcePartition[RawRecord, int]):
         self._offset = offset
         self._batch_size = batch_size
         self._eof = False
+        self._lag_interval_s = lag_interval_s
+        self._clock = clock
+        self._next_lag_at = clock()
 
     def next_batch(self) -> list[RawRecord]:
         if self._eof:
@@ -94,7 +123,27 @@ class _PartitionReader(StatefulSourcePartition[RawRecord, int]):
             )
         if batch:
             self._offset = batch[-1].offset + 1
+        self._record_lag(force=self._eof)
         return batch
+
+    def _record_lag(self, force: bool = False) -> None:
+        """Publish this partition's lag if ``lag_interval_s`` has passed."""
+        now = self._clock()
+        if now < self._next_lag_at and not force:
+            return
+        self._next_lag_at = now + self._lag_interval_s
+        where = TopicPartition(self._topic, self._partition)
+        try:
+            low, high = self._consumer.get_watermark_offsets(where, cached=True)
+        except KafkaException as exc:
+            LOG.debug("no cached watermarks partition=%s error=%s", where, exc)
+            return
+        if high < 0:  # no fetch response yet: nothing known about the partition
+            return
+        key = (self._topic, self._partition)
+        # A negative offset is a logical one (the beginning): nothing taken yet.
+        positions = {key: self._offset} if self._offset >= 0 else {}
+        metrics.record_consumer_lag(positions, {key: (max(low, 0), high)})
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:

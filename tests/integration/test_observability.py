@@ -1,0 +1,82 @@
+"""Observability against the real stack: consumer lag, and the live check.
+
+The lag test produces without idempotence so that every message is its own
+record batch on the broker; the lag the source publishes is then compared
+with the true count of unread messages.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Producer
+from prometheus_client import REGISTRY
+
+from dataflows.config import Settings
+from dataflows.source import LOW_LATENCY_CONSUMER, _PartitionReader
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = 300
+
+
+def produce(settings: Settings, topic: str, count: int) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "enable.idempotence": False,
+            "linger.ms": 0,
+        }
+    )
+    for offset in range(count):
+        producer.produce(topic, key=b"acct", value=b"%d" % offset, partition=0)
+    assert producer.flush(10) == 0
+
+
+def published_lag(topic: str) -> float | None:
+    labels = {"topic": topic, "partition": "0"}
+    return REGISTRY.get_sample_value("fraudflow_consumer_lag_messages", labels)
+
+
+def open_reader(settings: Settings, topic: str) -> _PartitionReader:
+    config = {
+        **LOW_LATENCY_CONSUMER,
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "enable.partition.eof": True,
+    }
+    return _PartitionReader(
+        config, topic, 0, OFFSET_BEGINNING, batch_size=50, lag_interval_s=0.0
+    )
+
+
+def drain(reader: _PartitionReader) -> int:
+    """Read until the end of the partition; return how many messages came."""
+    taken = 0
+    try:
+        while True:
+            taken += len(reader.next_batch())
+    except StopIteration:
+        return taken
+
+
+def read_until_lag_is_known(reader: _PartitionReader, topic: str) -> int:
+    taken = 0
+    deadline = time.monotonic() + 20
+    while published_lag(topic) is None and time.monotonic() < deadline:
+        taken += len(reader.next_batch())
+    return taken
+
+
+def test_lag_counts_unread_messages_and_falls_to_zero_when_drained(settings, topic):
+    produce(settings, topic, MESSAGES)
+    reader = open_reader(settings, topic)
+    try:
+        taken = read_until_lag_is_known(reader, topic)
+        assert published_lag(topic) == MESSAGES - taken
+        assert MESSAGES - taken > 0, "the first batches should leave messages"
+        taken += drain(reader)
+    finally:
+        reader.close()
+    assert taken == MESSAGES
+    assert published_lag(topic) == 0
