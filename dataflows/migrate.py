@@ -93,7 +93,7 @@ def _apply_pending(conn: psycopg.Connection, migrations: list[Migration]) -> lis
     """Apply what is missing; the caller holds the advisory lock."""
     conn.execute(_CREATE_LEDGER)
     rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
-    applied = dict(rows)
+    applied: dict[str, str] = dict(rows)
 
     done = []
     for migration in migrations:

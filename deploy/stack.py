@@ -485,12 +485,20 @@ class PostgresCluster:
         argv = [str(self.bin / tool), *args]
         # Drop root's groups too: with group root, a root-owned 0700-style
         # parent directory would deny the server user even with o+x set.
-        identity = {}
+        user = group = None
+        extra_groups: list[int] | None = None
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
-            identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+            user, group, extra_groups = entry.pw_uid, entry.pw_gid, []
         return subprocess.run(
-            argv, check=True, capture_output=True, text=True, timeout=60, **identity
+            argv,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
         )
 
     def _prepare(self) -> None:
