@@ -601,6 +601,11 @@ class PsiMonitor:
         """The watched names, in reference order."""
         return tuple(self._rolling)
 
+    @property
+    def window(self) -> int:
+        """Values kept per watched name."""
+        return next(iter(self._rolling.values())).window
+
     def observe(self, columns: Mapping[str, ArrayLike]) -> dict[str, float]:
         """Add a batch of values per name; publish indices if ``refresh_s`` passed.
 

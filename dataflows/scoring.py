@@ -78,6 +78,8 @@ class ScoreStep:
         scorer: The loaded model.
         reload_every_s: Least seconds between checks for a replaced model.
         clock: Wall clock in seconds.
+        drift_window: Recent values per feature the drift monitor compares
+            with the model card's reference distributions.
     """
 
     def __init__(
@@ -86,13 +88,17 @@ class ScoreStep:
         scorer: Scorer,
         reload_every_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        drift_window: int = 10_000,
     ):
+        self.drift_window = drift_window
         self.store = store
         self.scorer = scorer
         self.reload_every_s = reload_every_s
         self.clock = clock
         self.next_reload = clock() + reload_every_s
-        self.drift = metrics.PsiMonitor.from_model_card(scorer.card.as_dict())
+        self.drift = metrics.PsiMonitor.from_model_card(
+            scorer.card.as_dict(), window=drift_window
+        )
         metrics.set_model_info(scorer.version)
 
     def __call__(self, items: list[Velocity]) -> list[ScoredTransaction]:
@@ -159,7 +165,7 @@ class ScoreStep:
             if self.scorer.reload_if_changed():
                 metrics.set_model_info(self.scorer.version)
                 self.drift = metrics.PsiMonitor.from_model_card(
-                    self.scorer.card.as_dict()
+                    self.scorer.card.as_dict(), window=self.drift_window
                 )
         except ModelError:
             metrics.record_model_reload_failure()
@@ -287,7 +293,14 @@ def build_flow(
     valid = op.branch("valid", decoded, lambda item: not isinstance(item, Rejected))
     state = op.stateful_batch("velocity", valid.trues, velocity_builder(settings))
     rows = op.flat_map_batch(
-        "score", state, ScoreStep(store, scorer, settings.model_reload_s)
+        "score",
+        state,
+        ScoreStep(
+            store,
+            scorer,
+            settings.model_reload_s,
+            drift_window=settings.drift_window,
+        ),
     )
     alerts = op.flat_map_batch("flag", rows, alert_messages)
     dead = op.flat_map_batch(

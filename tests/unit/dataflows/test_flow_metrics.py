@@ -23,6 +23,7 @@ from dataflows.metrics import (
     record_dead_letters,
     series_names,
 )
+from dataflows.scoring import ScoreStep
 
 PERSONAL_LABELS = {"account_id", "account", "pan", "card", "email", "ip", "device_id"}
 
@@ -323,3 +324,24 @@ def test_the_source_counts_lag_from_the_low_watermark_before_reading(reader):
     consumer.high = 40
     part.next_batch()
     assert lag_of_partition_3(part) == 40
+
+
+class FakeCard:
+    def as_dict(self):
+        reference = {"edges": [0.0, 0.5, 1.0], "proportions": [0.5, 0.5]}
+        return {"reference": {"score": reference}}
+
+
+class FakeScorer:
+    version = "fake-model"
+    card = FakeCard()
+
+
+def test_the_score_step_watches_drift_over_the_configured_window():
+    step = ScoreStep(store=None, scorer=FakeScorer(), drift_window=2_500)
+    assert step.drift.window == 2_500
+    assert step.drift.min_count == 1_000
+
+    small = ScoreStep(store=None, scorer=FakeScorer(), drift_window=300)
+    assert small.drift.window == 300
+    assert small.drift.min_count == 300
