@@ -25,7 +25,8 @@ def test_every_service_answers_a_real_client(stack, topic):
     consumer.assign([TopicPartition(topic, 2, 0)])
     message = consumer.poll(10)
     consumer.close()
-    assert message is not None and message.value() == b"hello"
+    assert message is not None
+    assert message.value() == b"hello"
 
 
 def test_a_second_up_reuses_the_running_services(stack, tmp_path):
