@@ -102,7 +102,7 @@ INSERT_ROWS: Final = sql.SQL(
 ).format(
     columns=sql.SQL(", ").join(map(sql.Identifier, COLUMN_TYPES)),
     record=sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))  # type: ignore[arg-type]
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
         for name, kind in COLUMN_TYPES.items()
     ),
 )
