@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import (
@@ -117,7 +117,8 @@ class _PartitionReader(StatefulSourcePartition[RawRecord, int]):
                     message.key(),
                     message.value(),
                     self._partition,
-                    message.offset(),
+                    # Only error events lack an offset; those were skipped above.
+                    cast(int, message.offset()),
                     message.timestamp()[1],
                 )
             )
