@@ -32,10 +32,11 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeGuard, cast
 
 import bytewax.operators as op
 import numpy as np
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink
 
@@ -250,6 +251,13 @@ class DeadLetterStep:
         return dead_letter_message(letter, record.key)
 
 
+def _is_decoded(
+    item: tuple[str, Pending] | Rejected,
+) -> TypeGuard[tuple[str, Pending]]:
+    """Tell a decoded ``(account_id, Pending)`` pair from a rejected record."""
+    return not isinstance(item, Rejected)
+
+
 def build_flow(
     settings: Settings,
     source: Source[RawRecord] | None = None,
@@ -290,7 +298,10 @@ def build_flow(
     flow = Dataflow("fraudflow_scoring")
     records = op.input("transactions", flow, source)
     decoded = op.flat_map_batch("decode", records, DecodeStep(masker))
-    valid = op.branch("valid", decoded, lambda item: not isinstance(item, Rejected))
+    valid = op.branch("valid", decoded, _is_decoded)
+    # The branch's typing narrows only the true side; the false side holds
+    # exactly the Rejected records.
+    rejected = cast("Stream[Rejected]", valid.falses)
     state = op.stateful_batch("velocity", valid.trues, velocity_builder(settings))
     rows = op.flat_map_batch(
         "score",
@@ -304,7 +315,7 @@ def build_flow(
     )
     alerts = op.flat_map_batch("flag", rows, alert_messages)
     dead = op.flat_map_batch(
-        "reject", valid.falses, DeadLetterStep(settings.topic_transactions)
+        "reject", rejected, DeadLetterStep(settings.topic_transactions)
     )
 
     op.output("rows", rows, rows_sink or PostgresSink(settings))
