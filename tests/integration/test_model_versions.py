@@ -35,6 +35,11 @@ def test_a_trained_version_lands_in_model_versions(
     settings: Settings, tmp_path: Path
 ) -> None:
     card = small_model(tmp_path)
+    # The same seed trains the same model: forget it, in case an earlier
+    # session on this (reused) stack recorded it.
+    record_version(card, settings.database_url)
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute("DELETE FROM model_versions WHERE version = %s", (card.version,))
 
     first = record_version(card, settings.database_url)
     again = record_version(card, settings.database_url)

@@ -1,5 +1,8 @@
 import os
+import shutil
 import signal
+import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -9,6 +12,21 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from deploy.stack import LocalStack, StackError, pid_alive, port_open
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def stack_dir():
+    """A state directory for a private stack, outside pytest's temporary root.
+
+    PostgreSQL runs as another user when the tests run as root, and pytest
+    keeps its temporary root closed to other users, so the data directory
+    lives under the repository's state folder instead.
+    """
+    directory = REPO / ".fraudflow" / "test-stacks" / uuid.uuid4().hex[:8]
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_every_service_answers_a_real_client(stack, topic):
@@ -29,8 +47,8 @@ def test_every_service_answers_a_real_client(stack, topic):
     assert message.value() == b"hello"
 
 
-def test_a_second_up_reuses_the_running_services(stack, tmp_path):
-    local = LocalStack(tmp_path / "stack")
+def test_a_second_up_reuses_the_running_services(stack, stack_dir):
+    local = LocalStack(stack_dir)
     first = local.up()
     try:
         again = local.up()
@@ -41,8 +59,8 @@ def test_a_second_up_reuses_the_running_services(stack, tmp_path):
         local.down()
 
 
-def test_down_leaves_no_process_behind(tmp_path):
-    local = LocalStack(tmp_path / "stack", environ={})
+def test_down_leaves_no_process_behind(stack_dir):
+    local = LocalStack(stack_dir, environ={})
     endpoints = local.up()
     pids = [state.pid for state in endpoints.services.values()]
     ports = [state.port for state in endpoints.services.values()]
@@ -52,8 +70,8 @@ def test_down_leaves_no_process_behind(tmp_path):
     assert set(local.status().values()) == {"down"}
 
 
-def test_a_dead_service_is_restarted_by_the_next_up(tmp_path):
-    local = LocalStack(tmp_path / "stack", environ={})
+def test_a_dead_service_is_restarted_by_the_next_up(stack_dir):
+    local = LocalStack(stack_dir, environ={})
     first = local.up()
     try:
         os.kill(first.services["redis"].pid, signal.SIGKILL)
@@ -66,9 +84,9 @@ def test_a_dead_service_is_restarted_by_the_next_up(tmp_path):
         local.down()
 
 
-def test_external_services_are_used_instead_of_started(tmp_path, stack):
+def test_external_services_are_used_instead_of_started(stack_dir, stack):
     environ = {"REDIS_URL": stack.redis_url}
-    local = LocalStack(tmp_path / "stack", environ=environ)
+    local = LocalStack(stack_dir, environ=environ)
     try:
         endpoints = local.up()
         assert endpoints.redis_url == stack.redis_url
@@ -79,11 +97,11 @@ def test_external_services_are_used_instead_of_started(tmp_path, stack):
     assert redis.Redis.from_url(stack.redis_url).ping()
 
 
-def test_a_service_that_cannot_start_reports_its_log(tmp_path, monkeypatch):
-    local = LocalStack(tmp_path / "stack", environ={})
+def test_a_service_that_cannot_start_reports_its_log(stack_dir, monkeypatch):
+    local = LocalStack(stack_dir, environ={})
 
     def broken_start():
-        state_dir = tmp_path / "stack" / "logs"
+        state_dir = stack_dir / "logs"
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "redis.log").write_text("FATAL: bind: address in use\n")
         raise StackError("redis did not become healthy; FATAL: bind: address in use")
