@@ -94,3 +94,11 @@ image tag="0.1.0":
 # Apply the Kubernetes manifests (waxctl when installed, else kubectl).
 deploy-k8s overlay="dev":
     deploy/k8s/deploy.sh {{overlay}}
+
+# Run the pipeline under a real Prometheus; check promtool, rules and every query.
+check-observability *ARGS: setup
+    {{python}} -m deploy.observability {{ARGS}}
+
+# Draw report.png/report.md of a run (Prometheus --url, or --bench FILE).
+report *ARGS: setup
+    {{python}} -m deploy.report {{ARGS}}
