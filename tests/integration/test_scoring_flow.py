@@ -1,8 +1,11 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -14,12 +17,15 @@ from dataflows.errors import DatabaseUnavailable
 from dataflows.migrate import apply_migrations
 from dataflows.records import alert_id
 from dataflows.scoring import build_flow
-from deploy.stack import free_port
+from dataflows.topics import create_topics
+from deploy.stack import LocalStack, free_port
 from model.scorer import Scorer
 from tests.pii import find_pii, find_pii_in
 from tests.streams import produce_raw, produce_simulated, read_topic
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 MALFORMED = [
     b"{not json",
@@ -255,3 +261,73 @@ def test_a_flow_killed_mid_run_resumes_with_every_row_once_and_no_alert_lost(
         by_txn.setdefault(alert["txn_id"], set()).add(alert["alert_id"])
     assert set(by_txn) == flagged
     assert all(len(ids) == 1 for ids in by_txn.values())
+
+
+@pytest.fixture
+def private_broker(stack):
+    """A broker of this test's own, so pausing it disturbs no other test."""
+    shared = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url}
+    directory = REPO / ".fraudflow" / "test-stacks" / uuid.uuid4().hex[:8]
+    local = LocalStack(directory, environ=shared)
+    endpoints = local.up()
+    yield endpoints.kafka_bootstrap_servers, endpoints.broker_pid
+    os.kill(endpoints.broker_pid, signal.SIGCONT)
+    local.down()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_for_rows(settings, prefix, count, process, log, timeout_s=120):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        if len(stored_rows(settings, prefix)) >= count:
+            return
+        time.sleep(0.5)
+    pytest.fail(
+        f"expected {count} rows within {timeout_s} s, log:\n{log.read_text()[-3000:]}"
+    )
+
+
+@pytest.mark.slow
+def test_a_broker_that_hangs_and_returns_delays_scoring_but_loses_nothing(
+    settings, private_broker, tmp_path
+):
+    bootstrap, broker_pid = private_broker
+    names = {k: f"{k}-{uuid.uuid4().hex[:8]}" for k in ("txns", "alerts", "dlq")}
+    create_topics(bootstrap, names.values(), 4)
+    s = settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": bootstrap,
+            "topic_transactions": names["txns"],
+            "topic_alerts": names["alerts"],
+            "topic_dlq": names["dlq"],
+        }
+    )
+    apply_migrations(s.database_url)
+    log = tmp_path / "flow.log"
+    flow = start_flow(flow_env(s, FRAUDFLOW_TAIL="true"), log)
+    try:
+        prefix, before = produce_simulated(
+            bootstrap, s.topic_transactions, 1000, seed=17
+        )
+        wait_for_rows(s, prefix, len(before), flow, log)
+
+        os.kill(broker_pid, signal.SIGSTOP)
+        time.sleep(5)
+        os.kill(broker_pid, signal.SIGCONT)
+
+        prefix_after, after = produce_simulated(
+            bootstrap, s.topic_transactions, 1000, seed=18
+        )
+        wait_for_rows(s, prefix_after, len(after), flow, log)
+    finally:
+        flow.send_signal(signal.SIGINT)
+        flow.wait(timeout=30)
+
+    rows = stored_rows(s, prefix) + stored_rows(s, prefix_after)
+    assert len(rows) == 2000
+    flagged = {r[0] for r in rows if r[1] != "allow"}
+    alerted = {
+        orjson.loads(m.value())["txn_id"] for m in read_topic(bootstrap, s.topic_alerts)
+    }
+    assert alerted == flagged
