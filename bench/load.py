@@ -57,8 +57,14 @@ def generate(path: Path, count: int, accounts: int, seed: int = 7) -> Path:
 
 def read_messages(path: Path) -> list[tuple[bytes, bytes]]:
     """Return ``(key, value)`` pairs of a generated file, keyed by account."""
+    return read_messages_from(path.read_bytes().splitlines())
+
+
+def read_messages_from(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """Return ``(key, value)`` pairs of generated lines, keyed by account."""
     messages = []
-    for line in path.read_bytes().splitlines():
+    for line in lines:
+        line = line.rstrip(b"\n")
         start = line.index(b'"account_id":"') + len(b'"account_id":"')
         key = line[start : line.index(b'"', start)]
         messages.append((key, line))
