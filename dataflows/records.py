@@ -25,12 +25,12 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import msgspec
 
 from dataflows.errors import FraudflowError, InvalidTransaction
-from dataflows.masking import Masker, scrub_digits
+from dataflows.masking import MaskedIdentity, Masker, scrub_digits
 from dataflows.schema import Transaction
 
 Decision = Literal["allow", "review", "block"]
@@ -139,16 +139,44 @@ def to_json(record: msgspec.Struct) -> bytes:
     return _encoder.encode(record)
 
 
-def scored_transaction(
-    txn: Transaction,
-    masker: Masker,
+class TransactionFields(Protocol):
+    """The non-personal fields every stored row copies from its transaction."""
+
+    @property
+    def txn_id(self) -> str: ...  # noqa: D102
+
+    @property
+    def account_id(self) -> str: ...  # noqa: D102
+
+    @property
+    def amount_minor(self) -> int: ...  # noqa: D102
+
+    @property
+    def currency(self) -> str: ...  # noqa: D102
+
+    @property
+    def merchant_id(self) -> str: ...  # noqa: D102
+
+    @property
+    def mcc(self) -> str: ...  # noqa: D102
+
+    @property
+    def merchant_country(self) -> str: ...  # noqa: D102
+
+    @property
+    def channel(self) -> str: ...  # noqa: D102
+
+
+def masked_row(
+    txn: TransactionFields,
+    identity: MaskedIdentity,
     verdict: Verdict,
     *,
+    event_time: datetime,
     kafka_timestamp_ms: int,
     scored_at: datetime,
 ) -> ScoredTransaction:
-    """Build the stored row of a transaction: masked fields plus its verdict."""
-    identity = masker.mask(txn)
+    """Build a stored row from a transaction's fields, masked identity and verdict."""
     return ScoredTransaction(
         txn_id=txn.txn_id,
         account_id=txn.account_id,
@@ -165,13 +193,32 @@ def scored_transaction(
         mcc=txn.mcc,
         merchant_country=txn.merchant_country,
         channel=txn.channel,
-        event_time=txn.event_time,
+        event_time=event_time,
         score=verdict.score,
         decision=verdict.decision,
         reasons=verdict.reasons,
         model_version=verdict.model_version,
         features=verdict.features,
         degraded=verdict.degraded,
+        kafka_timestamp_ms=kafka_timestamp_ms,
+        scored_at=scored_at,
+    )
+
+
+def scored_transaction(
+    txn: Transaction,
+    masker: Masker,
+    verdict: Verdict,
+    *,
+    kafka_timestamp_ms: int,
+    scored_at: datetime,
+) -> ScoredTransaction:
+    """Build the stored row of a transaction: masked fields plus its verdict."""
+    return masked_row(
+        txn,
+        masker.mask(txn),
+        verdict,
+        event_time=txn.event_time,
         kafka_timestamp_ms=kafka_timestamp_ms,
         scored_at=scored_at,
     )

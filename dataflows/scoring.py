@@ -45,7 +45,13 @@ from dataflows.config import Settings
 from dataflows.errors import ModelError
 from dataflows.masking import Masker
 from dataflows.pending import DecodeStep, Pending, Rejected
-from dataflows.records import ScoredTransaction, alert_for, dead_letter
+from dataflows.records import (
+    ScoredTransaction,
+    Verdict,
+    alert_for,
+    dead_letter,
+    masked_row,
+)
 from dataflows.sinks import (
     KafkaDeliverySink,
     OutboundMessage,
@@ -183,30 +189,19 @@ def _row(
     scored_at: datetime,
 ) -> ScoredTransaction:
     """Build the stored row of one scored transaction."""
-    identity = pending.identity
-    return ScoredTransaction(
-        txn_id=pending.txn_id,
-        account_id=pending.account_id,
-        pan_masked=identity.pan.masked,
-        pan_token=identity.pan.token,
-        email_masked=identity.email.masked,
-        email_token=identity.email.token,
-        ip_masked=identity.ip.masked,
-        ip_token=identity.ip.token,
-        device_token=identity.device_token,
-        amount_minor=pending.amount_minor,
-        currency=pending.currency,
-        merchant_id=pending.merchant_id,
-        mcc=pending.mcc,
-        merchant_country=pending.merchant_country,
-        channel=pending.channel,
-        event_time=datetime.fromtimestamp(pending.event_ms / 1000, UTC),
+    verdict = Verdict(
         score=score,
         decision=decision,  # type: ignore[arg-type]
         reasons=reasons,
         model_version=version,
         features=dict(zip(FEATURE_NAMES, features, strict=True)),
         degraded=degraded,
+    )
+    return masked_row(
+        pending,
+        pending.identity,
+        verdict,
+        event_time=datetime.fromtimestamp(pending.event_ms / 1000, UTC),
         kafka_timestamp_ms=pending.kafka_timestamp_ms,
         scored_at=scored_at,
     )
