@@ -68,7 +68,7 @@ def run(
     settings = Settings(**stack.settings_update(), dev_mode=True)
     apply_migrations(settings.database_url)
     _empty_rows(settings.database_url)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
     messages_path = out / "messages.jsonl"
     pool = max(backlog, int(max(FULL_LOADS) * (seconds + warmup)) + 1)
     generate(messages_path, pool, accounts=10_000)
@@ -158,7 +158,7 @@ def _naive(context, backlog, seconds, warmup, quick) -> list[Result]:
 def _throughput(context, backlog, seconds, warmup, quick) -> list[Result]:
     stack, _settings, messages, _path, out = context
     return [
-        scenarios.throughput(stack, messages, backlog, processes, out)
+        scenarios.throughput(stack, messages, backlog, processes, out / "logs")
         for processes in (1, 2)
     ]
 
@@ -167,7 +167,9 @@ def _latency(context, backlog, seconds, warmup, quick) -> list[Result]:
     stack, _settings, _messages, path, out = context
     results: list[Result] = []
     for rate in FULL_LOADS:
-        rows, alerts = scenarios.latency(stack, path, rate, seconds, warmup, out)
+        rows, alerts = scenarios.latency(
+            stack, path, rate, seconds, warmup, out / "logs"
+        )
         results += [rows, alerts]
     return results
 
