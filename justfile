@@ -102,3 +102,7 @@ check-observability *ARGS: setup
 # Draw report.png/report.md of a run (Prometheus --url, or --bench FILE).
 report *ARGS: setup
     {{python}} -m deploy.report {{ARGS}}
+
+# Benchmark the flow on its own local stack (~15 min; --quick ~6 min).
+bench *ARGS: setup
+    {{python}} -m bench run {{ARGS}}

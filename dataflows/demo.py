@@ -233,11 +233,16 @@ class Children:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
-        """Interrupt a child, then kill it if it does not exit in time."""
+        """Terminate a child, then kill it if it does not exit in time.
+
+        SIGTERM, not SIGINT: a Bytewax worker waiting for input does not act
+        on SIGINT. Stopping the flow abruptly is safe: it resumes from its
+        last snapshot, and its writes are idempotent.
+        """
         proc = self.procs.get(name)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM if name == "flow" else signal.SIGINT)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
