@@ -37,6 +37,9 @@ def default(context: typer.Context) -> None:
 
 FULL_LOADS = (1_000, 5_000, 10_000, 20_000)
 
+#: The loads this run offers (``--loads``); the full set unless narrowed.
+OFFERED_LOADS: tuple[int, ...] = FULL_LOADS
+
 
 @app.command()
 def run(
@@ -52,6 +55,9 @@ def run(
     stack_dir: Annotated[Path, typer.Option(help="The bench's own stack.")] = Path(
         ".fraudflow/bench-stack"
     ),
+    loads: Annotated[
+        str, typer.Option(help="Comma-separated offered loads (tx/s) to measure.")
+    ] = ",".join(map(str, FULL_LOADS)),
 ) -> None:
     """Run the benchmark scenarios and write their results.
 
@@ -61,6 +67,8 @@ def run(
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("FRAUDFLOW_DEV_MODE", "1")
     families = set(only.split(","))
+    global OFFERED_LOADS
+    OFFERED_LOADS = tuple(int(rate) for rate in loads.split(","))
     backlog = 100_000 if quick else 500_000
     seconds, warmup = (10.0, 3.0) if quick else (30.0, 5.0)
 
@@ -70,7 +78,7 @@ def run(
     _empty_rows(settings.database_url)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     messages_path = out / "messages.jsonl"
-    pool = max(backlog, int(max(FULL_LOADS) * (seconds + warmup)) + 1)
+    pool = max(backlog, int(max(OFFERED_LOADS) * (seconds + warmup)) + 1)
     generate(messages_path, pool, accounts=10_000)
     messages = read_messages(messages_path)
 
@@ -101,6 +109,9 @@ def profile(
     stack_dir: Annotated[Path, typer.Option(help="The bench's own stack.")] = Path(
         ".fraudflow/bench-stack"
     ),
+    loads: Annotated[
+        str, typer.Option(help="Comma-separated offered loads (tx/s) to measure.")
+    ] = ",".join(map(str, FULL_LOADS)),
 ) -> None:
     """Run one scenario with the flow under py-spy; print the stage breakdown."""
     logging.basicConfig(level=logging.WARNING)
@@ -140,7 +151,7 @@ def _floor(context, backlog, seconds, warmup, quick) -> list[Result]:
     bootstrap = stack.kafka_bootstrap_servers
     return [
         probes.floor(bootstrap, scenarios.new_run(), path, rate, seconds, warmup)
-        for rate in FULL_LOADS
+        for rate in OFFERED_LOADS
     ]
 
 
@@ -166,7 +177,7 @@ def _throughput(context, backlog, seconds, warmup, quick) -> list[Result]:
 def _latency(context, backlog, seconds, warmup, quick) -> list[Result]:
     stack, _settings, _messages, path, out = context
     results: list[Result] = []
-    for rate in FULL_LOADS:
+    for rate in OFFERED_LOADS:
         rows, alerts = scenarios.latency(
             stack, path, rate, seconds, warmup, out / "logs"
         )
