@@ -87,6 +87,7 @@ class MetricsReader:
     def __init__(self, url: str):
         self.url = url
         self.previous: tuple[float, float, dict[float, float]] | None = None
+        self.latest = Summary()
 
     def read(self) -> Summary:
         """Scrape once; return the totals and the rates since the last scrape."""
@@ -112,6 +113,7 @@ class MetricsReader:
             summary.p50_ms = _bucket_quantile(gained, 0.5)
             summary.p99_ms = _bucket_quantile(gained, 0.99)
         self.previous = (now, scored, buckets)
+        self.latest = summary
         return summary
 
     def _scrape(self) -> dict[tuple[str, str], float]:
@@ -297,16 +299,16 @@ def run(
         simulator += ["--duration", str(seconds)]
     children.start("simulator", simulator)
     reader = MetricsReader(f"http://127.0.0.1:{port}/metrics")
-    live = Summary()
     try:
-        live = watch(settings, children, reader, seconds)
+        watch(settings, children, reader, seconds)
         if seconds:
-            live = drain(reader, children)
+            drain(reader, children)
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
         children.stop_all()
-    return final_summary(settings, live)
+    # The last scrape, also after Ctrl-C, counts the dead letters.
+    return final_summary(settings, reader.latest)
 
 
 def watch(
