@@ -14,11 +14,13 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 import msgspec
 
+from dataflows import metrics
 from dataflows.errors import InvalidTransaction
 from dataflows.masking import MaskedIdentity, Masker
 from dataflows.schema import decode
@@ -66,6 +68,7 @@ class DecodeStep:
         self, records: list[RawRecord]
     ) -> list[tuple[str, Pending] | Rejected]:
         """Return ``(account_id, Pending)`` pairs and :class:`Rejected` records."""
+        started = time.perf_counter()
         now = datetime.now(UTC)
         out: list[tuple[str, Pending] | Rejected] = []
         for record in records:
@@ -82,6 +85,7 @@ class DecodeStep:
                 out.append(Rejected(record, error))
                 continue
             out.append((pending.account_id, pending))
+        metrics.observe_stage("decode", time.perf_counter() - started)
         return out
 
     def _pending(self, record: RawRecord, now: datetime) -> Pending:
