@@ -37,9 +37,6 @@ def default(context: typer.Context) -> None:
 
 FULL_LOADS = (1_000, 5_000, 10_000, 20_000)
 
-#: The loads this run offers (``--loads``); the full set unless narrowed.
-OFFERED_LOADS: tuple[int, ...] = FULL_LOADS
-
 
 @app.command()
 def run(
@@ -67,8 +64,7 @@ def run(
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("FRAUDFLOW_DEV_MODE", "1")
     families = set(only.split(","))
-    global OFFERED_LOADS
-    OFFERED_LOADS = tuple(int(rate) for rate in loads.split(","))
+    offered = tuple(int(rate) for rate in loads.split(","))
     backlog = 100_000 if quick else 500_000
     seconds, warmup = (10.0, 3.0) if quick else (30.0, 5.0)
 
@@ -78,12 +74,12 @@ def run(
     _empty_rows(settings.database_url)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     messages_path = out / "messages.jsonl"
-    pool = max(backlog, int(max(OFFERED_LOADS) * (seconds + warmup)) + 1)
+    pool = max(backlog, int(max(offered) * (seconds + warmup)) + 1)
     generate(messages_path, pool, accounts=10_000)
     messages = read_messages(messages_path)
 
     results: list[Result] = []
-    context = (stack, settings, messages, messages_path, out)
+    context = (stack, settings, messages, messages_path, out, offered)
     for family in ("ceiling", "floor", "naive", "throughput", "latency", "state"):
         if family in families:
             console.rule(family)
@@ -109,9 +105,6 @@ def profile(
     stack_dir: Annotated[Path, typer.Option(help="The bench's own stack.")] = Path(
         ".fraudflow/bench-stack"
     ),
-    loads: Annotated[
-        str, typer.Option(help="Comma-separated offered loads (tx/s) to measure.")
-    ] = ",".join(map(str, FULL_LOADS)),
 ) -> None:
     """Run one scenario with the flow under py-spy; print the stage breakdown."""
     logging.basicConfig(level=logging.WARNING)
@@ -137,7 +130,7 @@ def _empty_rows(database_url: str) -> None:
 
 
 def _ceiling(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, messages, _path, _out = context
+    stack, _settings, messages, _path, _out, _loads = context
     run = scenarios.new_run()
     run.create(stack.kafka_bootstrap_servers)
     produce_backlog(
@@ -147,16 +140,16 @@ def _ceiling(context, backlog, seconds, warmup, quick) -> list[Result]:
 
 
 def _floor(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, _messages, path, _out = context
+    stack, _settings, _messages, path, _out, loads = context
     bootstrap = stack.kafka_bootstrap_servers
     return [
         probes.floor(bootstrap, scenarios.new_run(), path, rate, seconds, warmup)
-        for rate in OFFERED_LOADS
+        for rate in loads
     ]
 
 
 def _naive(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, settings, messages, _path, _out = context
+    stack, settings, messages, _path, _out, _loads = context
     run = scenarios.new_run()
     run.create(stack.kafka_bootstrap_servers)
     count = 20_000 if quick else 60_000
@@ -167,7 +160,7 @@ def _naive(context, backlog, seconds, warmup, quick) -> list[Result]:
 
 
 def _throughput(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, messages, _path, out = context
+    stack, _settings, messages, _path, out, _loads = context
     return [
         scenarios.throughput(stack, messages, backlog, processes, out / "logs")
         for processes in (1, 2)
@@ -175,9 +168,9 @@ def _throughput(context, backlog, seconds, warmup, quick) -> list[Result]:
 
 
 def _latency(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, _messages, path, out = context
+    stack, _settings, _messages, path, out, loads = context
     results: list[Result] = []
-    for rate in OFFERED_LOADS:
+    for rate in loads:
         rows, alerts = scenarios.latency(
             stack, path, rate, seconds, warmup, out / "logs"
         )
