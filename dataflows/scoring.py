@@ -73,6 +73,7 @@ FLAGGED = frozenset({"review", "block"})
 
 #: Features whose drift is watched, besides the score.
 DRIFT_FEATURES = ("amount_vs_mean", "txn_count_1h", "amount_z_vs_30d")
+_DRIFT_COLUMNS = {name: FEATURE_NAMES.index(name) for name in DRIFT_FEATURES}
 
 Velocity = tuple[str, tuple[Pending, VelocityUpdate]]
 
@@ -152,8 +153,8 @@ class ScoreStep:
 
     def _record(self, matrix, scores, rows, degraded: int) -> None:
         columns = {"score": scores}
-        for name in DRIFT_FEATURES:
-            columns[name] = matrix[:, FEATURE_NAMES.index(name)]
+        for name, column in _DRIFT_COLUMNS.items():
+            columns[name] = matrix[:, column]
         self.drift.observe(columns)
         metrics.record_batch(
             latencies_s=[],
