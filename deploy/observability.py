@@ -164,11 +164,12 @@ class PrometheusServer:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
+        ready_url = f"{self.url}/-/ready"
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 break
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(ready_url, timeout=1):  # noqa: S310
                     return
             except OSError:
                 time.sleep(0.2)
