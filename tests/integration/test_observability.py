@@ -25,7 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Producer
 from prometheus_client import REGISTRY
 
 from dataflows.config import Settings
-from dataflows.source import LOW_LATENCY_CONSUMER, _PartitionReader
+from dataflows.source import LOW_LATENCY_CONSUMER, WorkerConsumer, _PartitionReader
 from deploy.stack import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,9 +59,8 @@ def open_reader(settings: Settings, topic: str) -> _PartitionReader:
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "enable.partition.eof": True,
     }
-    return _PartitionReader(
-        config, topic, 0, OFFSET_BEGINNING, batch_size=50, lag_interval_s=0.0
-    )
+    consumer = WorkerConsumer(config, batch_size=50)
+    return _PartitionReader(consumer, topic, 0, OFFSET_BEGINNING, lag_interval_s=0.0)
 
 
 def drain(reader: _PartitionReader) -> int:

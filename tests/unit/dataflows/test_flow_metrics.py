@@ -6,11 +6,11 @@ import random
 import urllib.request
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, KafkaException
+from confluent_kafka import KafkaException
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dataflows import metrics, source
+from dataflows import metrics
 from dataflows.errors import BrokerUnavailable
 from dataflows.metrics import (
     LATENCY_BUCKETS,
@@ -217,113 +217,6 @@ def test_a_refused_model_reload_is_counted():
     before = sample("fraudflow_model_reload_failures_total")
     metrics.record_model_reload_failure()
     assert sample("fraudflow_model_reload_failures_total") - before == 1
-
-
-class FakePartitionConsumer:
-    """A consumer of one partition: messages, and a cached high watermark."""
-
-    def __init__(self, config, high=-1001):
-        self.high = high
-        self.queued: list = []
-        self.cached_asks = 0
-
-    def assign(self, partitions):
-        pass
-
-    def consume(self, count, timeout):
-        taken, self.queued = self.queued[:count], self.queued[count:]
-        return taken
-
-    def get_watermark_offsets(self, partition, timeout=None, cached=False):
-        assert cached, "the reader must not send a watermark request per batch"
-        self.cached_asks += 1
-        return (0, self.high)
-
-
-class FakeMessage:
-    def __init__(self, offset):
-        self._offset = offset
-
-    def error(self):
-        return None
-
-    def key(self):
-        return b"acct"
-
-    def value(self):
-        return b"{}"
-
-    def offset(self):
-        return self._offset
-
-    def timestamp(self):
-        return (1, 1_700_000_000_000)
-
-
-class Ticks:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def reader(monkeypatch, request):
-    monkeypatch.setattr(source, "Consumer", FakePartitionConsumer)
-    clock = Ticks()
-    part = source._PartitionReader(
-        {}, request.node.name, 3, OFFSET_BEGINNING, batch_size=10, clock=clock
-    )
-    return part, part._consumer, clock
-
-
-def lag_of_partition_3(part) -> float | None:
-    return REGISTRY.get_sample_value(
-        "fraudflow_consumer_lag_messages", {"topic": part._topic, "partition": "3"}
-    )
-
-
-def test_the_source_publishes_lag_as_watermark_minus_next_offset(reader):
-    part, consumer, clock = reader
-    consumer.high = 25
-    consumer.queued = [FakeMessage(offset) for offset in range(25)]
-
-    part.next_batch()
-    assert lag_of_partition_3(part) == 15
-
-    part.next_batch(), part.next_batch()
-    assert lag_of_partition_3(part) == 15, "read again before the interval passed"
-
-    clock.now += source.LAG_INTERVAL_S
-    part.next_batch()
-    assert lag_of_partition_3(part) == 0
-
-
-def test_the_source_reads_lag_at_most_once_per_interval(reader):
-    part, consumer, clock = reader
-    consumer.high = 1000
-    consumer.queued = [FakeMessage(offset) for offset in range(1000)]
-
-    for _ in range(20):  # 5 s of batches, 10 messages each
-        part.next_batch()
-        clock.now += 0.25
-    assert consumer.cached_asks == 5
-    assert lag_of_partition_3(part) == 1000 - 170, "read after the 17th batch"
-
-
-def test_the_source_publishes_no_lag_before_any_fetch_response(reader):
-    part, consumer, _clock = reader
-    assert part.next_batch() == []
-    assert consumer.cached_asks == 1
-    assert lag_of_partition_3(part) is None
-
-
-def test_the_source_counts_lag_from_the_low_watermark_before_reading(reader):
-    part, consumer, _clock = reader
-    consumer.high = 40
-    part.next_batch()
-    assert lag_of_partition_3(part) == 40
 
 
 class FakeCard:
