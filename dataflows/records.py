@@ -57,8 +57,8 @@ class Verdict(msgspec.Struct, frozen=True):
 class ScoredTransaction(msgspec.Struct, kw_only=True):
     """One scored transaction as stored in ``scored_transactions``.
 
-    ``latency_ms`` is left ``None`` until the sink writes the row: it measures
-    from the Kafka message timestamp to the moment the row's batch is written.
+    The table's ``latency_ms`` (Kafka message timestamp to the row's insert)
+    and ``written_at`` are set by the database as the row is written.
     """
 
     txn_id: str
@@ -85,7 +85,6 @@ class ScoredTransaction(msgspec.Struct, kw_only=True):
     degraded: bool
     kafka_timestamp_ms: int
     scored_at: datetime
-    latency_ms: float | None = None
 
 
 class Alert(msgspec.Struct, kw_only=True):

@@ -67,7 +67,8 @@ SINK_BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
 
-#: Column types of ``scored_transactions``, in :class:`ScoredTransaction` order.
+#: Column types of ``scored_transactions`` filled from :class:`ScoredTransaction`,
+#: in its field order.
 COLUMN_TYPES: Final = {
     "txn_id": "text",
     "account_id": "text",
@@ -93,15 +94,25 @@ COLUMN_TYPES: Final = {
     "degraded": "boolean",
     "kafka_timestamp_ms": "bigint",
     "scored_at": "timestamptz",
-    "latency_ms": "double precision",
 }
 
+#: ``latency_ms`` is stamped by the database as each row is inserted, so it
+#: runs from the Kafka message timestamp to the write itself. A stamp taken in
+#: Python could only come before the statement (missing the insert) or after
+#: it (too late to store). Broker, flow and database read one host clock here;
+#: across hosts the stamp carries their clock offset.
+WRITE_LATENCY_MS: Final = sql.SQL(
+    "extract(epoch FROM clock_timestamp()) * 1000 - kafka_timestamp_ms"
+)
+
 INSERT_ROWS: Final = sql.SQL(
-    "INSERT INTO scored_transactions ({columns}) "
-    "SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS batch({record}) "
+    "INSERT INTO scored_transactions ({columns}, latency_ms) "
+    "SELECT {columns}, {latency} "
+    "FROM jsonb_to_recordset(%s::jsonb) AS batch({record}) "
     "ON CONFLICT (txn_id) DO NOTHING"
 ).format(
     columns=sql.SQL(", ").join(map(sql.Identifier, COLUMN_TYPES)),
+    latency=WRITE_LATENCY_MS,
     record=sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
         for name, kind in COLUMN_TYPES.items()
@@ -135,7 +146,6 @@ class ScoredRowWriter:
         retry_budget_s: How long to retry transient failures before raising.
         min_size: Connections the pool keeps open.
         max_size: Most connections the pool opens.
-        clock: Wall clock in seconds (``time.time``); sets ``latency_ms``.
         name: Pool name, shown in PostgreSQL's and the pool's logs.
     """
 
@@ -146,11 +156,9 @@ class ScoredRowWriter:
         retry_budget_s: float = 30.0,
         min_size: int = 1,
         max_size: int = 2,
-        clock: Callable[[], float] = time.time,
         name: str = "fraudflow-sink",
     ) -> None:
         self._budget_s = retry_budget_s
-        self._clock = clock
         self._pool = ConnectionPool(
             conninfo,
             min_size=min_size,
@@ -235,10 +243,7 @@ class ScoredRowWriter:
         return retrying(self._insert, rows)
 
     def _insert(self, rows: Sequence[ScoredTransaction]) -> int:
-        """One attempt: stamp the latency, then insert the batch in one statement."""
-        now_ms = self._clock() * 1000.0
-        for row in rows:
-            row.latency_ms = now_ms - row.kafka_timestamp_ms
+        """One attempt: insert the batch in one statement."""
         batch = self._encoder.encode(rows)
 
         with self._pool.connection() as conn:
@@ -260,16 +265,20 @@ class ScoredRowWriter:
 
 
 class _RowPartition(StatelessSinkPartition[ScoredTransaction]):
-    def __init__(self, writer: ScoredRowWriter) -> None:
+    def __init__(
+        self, writer: ScoredRowWriter, clock: Callable[[], float] = time.time
+    ) -> None:
         self._writer = writer
+        self._clock = clock
 
     def write_batch(self, items: list[ScoredTransaction]) -> None:
         started = time.perf_counter()
         self._writer.write(items)
         metrics.observe_stage("postgres", time.perf_counter() - started)
-        # The row's latency was stamped just before its successful write.
+        # Observed once the batch is stored, so the write itself is included.
+        stored_ms = self._clock() * 1000.0
         metrics.E2E_LATENCY.observe_many(
-            [row.latency_ms / 1000.0 for row in items if row.latency_ms is not None]
+            [(stored_ms - row.kafka_timestamp_ms) / 1000.0 for row in items]
         )
 
     def close(self) -> None:

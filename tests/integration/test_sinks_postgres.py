@@ -127,7 +127,9 @@ def test_a_batch_written_twice_gives_one_row_per_transaction(migrated: str):
 def test_stored_rows_keep_their_types_and_hold_no_personal_data(migrated: str):
     rows = scored_rows(4)
     writer = ScoredRowWriter(migrated)
+    before_ms = time.time() * 1000
     writer.write(rows)
+    after_ms = time.time() * 1000
     writer.close()
 
     stored = {row["txn_id"]: row for row in fetch_rows(migrated)}
@@ -135,7 +137,8 @@ def test_stored_rows_keep_their_types_and_hold_no_personal_data(migrated: str):
     assert blocked["reasons"] == ["velocity_1h", "new_device"]
     assert blocked["features"] == {"amount_z": 4.0}
     assert blocked["event_time"] == rows[1].event_time
-    assert blocked["latency_ms"] >= 0
+    written_ms = rows[1].kafka_timestamp_ms + blocked["latency_ms"]
+    assert before_ms - 1 <= written_ms <= after_ms + 1, "stamped during the write"
     assert blocked["amount_minor"] == 1250
     assert find_pii_in(list(stored.values())) == []
 

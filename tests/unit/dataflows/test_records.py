@@ -45,7 +45,6 @@ def test_a_scored_row_carries_the_verdict_and_masked_fields(row: ScoredTransacti
     assert row.email_masked == "j***@example.com"
     assert row.ip_masked == "203.0.113.0/24"
     assert (row.score, row.decision, row.model_version) == (0.91, "review", "m-7")
-    assert row.latency_ms is None
 
 
 def test_a_scored_row_encodes_without_personal_data(row: ScoredTransaction):

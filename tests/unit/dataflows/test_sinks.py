@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import KafkaError
 
+from dataflows import metrics
 from dataflows.config import Settings
 from dataflows.errors import BrokerUnavailable
 from dataflows.masking import Masker
@@ -23,6 +24,7 @@ from dataflows.sinks import (
     COLUMN_TYPES,
     ConfirmedProducer,
     OutboundMessage,
+    _RowPartition,
     alert_message,
     dead_letter_message,
     producer_config,
@@ -68,6 +70,40 @@ def messages(count: int) -> list[OutboundMessage]:
 
 def test_the_insert_covers_every_field_of_a_scored_row():
     assert list(COLUMN_TYPES) == list(ScoredTransaction.__struct_fields__)
+
+
+class SlowWriter:
+    """A row writer whose every write takes ``seconds`` on a fake clock."""
+
+    def __init__(self, clock: list[float], seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+
+    def write(self, rows) -> int:
+        self.clock[0] += self.seconds
+        return len(rows)
+
+    def close(self) -> None:
+        pass
+
+
+def test_end_to_end_latency_is_observed_after_the_write_so_it_includes_it():
+    clock = [1_700_000_000.0]
+    partition = _RowPartition(SlowWriter(clock, 0.040), clock=lambda: clock[0])
+    row = scored_transaction(
+        example_transaction(),
+        Masker(b"k" * 32),
+        Verdict(0.1, "allow", [], "m-1", {}),
+        kafka_timestamp_ms=int(clock[0] * 1000) - 10,
+        scored_at=datetime.now(UTC),
+    )
+    counts_before, sum_before = metrics.E2E_LATENCY.snapshot()
+
+    partition.write_batch([row])
+
+    counts_after, sum_after = metrics.E2E_LATENCY.snapshot()
+    assert counts_after[-1] - counts_before[-1] == 1
+    assert sum_after - sum_before == pytest.approx(0.050), "10 ms queued + 40 ms write"
 
 
 def test_failed_deliveries_are_sent_again_until_confirmed():
