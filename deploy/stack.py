@@ -219,6 +219,26 @@ class LocalStack:
             self._save(services)
             return self._endpoints(services)
 
+    def restart(self, name: str) -> Endpoints:
+        """Stop one service this stack started and start it afresh.
+
+        The benchmark uses it to give every scenario an empty in-memory
+        broker. A service given from outside (by URL) is left as it is.
+
+        Raises:
+            StackError: the stack is not up, or the service failed to start.
+        """
+        with self._locked():
+            services = self._load()
+            known = services.get(name)
+            if known is None:
+                raise StackError(f"expected a running stack with {name!r}; run up")
+            if not known.external:
+                self._stop_one(known)
+                services[name] = self._starters()[name]()
+                self._save(services)
+            return self._endpoints(services)
+
     def _starters(self) -> dict[str, Callable[[], ServiceState]]:
         return {
             "kafka": self._start_kafka,

@@ -84,6 +84,31 @@ def test_a_dead_service_is_restarted_by_the_next_up(stack_dir):
         local.down()
 
 
+def test_restart_gives_one_service_a_fresh_process_and_keeps_the_others(stack_dir):
+    local = LocalStack(stack_dir, environ={})
+    first = local.up()
+    try:
+        old = first.services["kafka"]
+        second = local.restart("kafka")
+        assert not pid_alive(old.pid)
+        assert second.services["kafka"].pid != old.pid
+        assert port_open(second.services["kafka"].port)
+        assert second.services["redis"].pid == first.services["redis"].pid
+        assert local.endpoints() == second
+    finally:
+        local.down()
+
+
+def test_restart_leaves_an_external_service_alone(stack_dir, stack):
+    local = LocalStack(stack_dir, environ={"REDIS_URL": stack.redis_url})
+    try:
+        local.up()
+        assert local.restart("redis").redis_url == stack.redis_url
+    finally:
+        local.down()
+    assert redis.Redis.from_url(stack.redis_url).ping()
+
+
 def test_external_services_are_used_instead_of_started(stack_dir, stack):
     environ = {"REDIS_URL": stack.redis_url}
     local = LocalStack(stack_dir, environ=environ)
