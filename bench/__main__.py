@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from bench.load import generate, produce_backlog, read_messages
 from bench.stats import Result
 from dataflows.config import Settings
 from dataflows.migrate import apply_migrations
-from deploy.stack import LocalStack
+from deploy.stack import Endpoints, LocalStack
 
 LOG = logging.getLogger(__name__)
 console = Console()
@@ -69,9 +70,8 @@ def run(
     seconds, warmup = (10.0, 3.0) if quick else (30.0, 5.0)
 
     stack = LocalStack(stack_dir).up()
-    settings = Settings(**stack.settings_update(), dev_mode=True)
-    apply_migrations(settings.database_url)
-    _empty_rows(settings.database_url)
+    apply_migrations(stack.database_url)
+    _empty_rows(stack.database_url)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     messages_path = out / "messages.jsonl"
     pool = max(backlog, int(max(offered) * (seconds + warmup)) + 1)
@@ -79,7 +79,7 @@ def run(
     messages = read_messages(messages_path)
 
     results: list[Result] = []
-    context = (stack, settings, messages, messages_path, out, offered)
+    context = Context(LocalStack(stack_dir), messages, messages_path, out, offered)
     for family in ("ceiling", "floor", "naive", "throughput", "latency", "state"):
         if family in families:
             console.rule(family)
@@ -129,51 +129,84 @@ def _empty_rows(database_url: str) -> None:
         conn.execute("TRUNCATE scored_transactions")
 
 
+@dataclass
+class Context:
+    """What every scenario runner needs: the stack, the messages, the loads."""
+
+    local: LocalStack
+    messages: list
+    messages_path: Path
+    out: Path
+    loads: tuple[int, ...]
+
+    def fresh(self) -> Endpoints:
+        """Restart the local broker so the next scenario finds it empty.
+
+        The in-memory broker slows down as the data it holds grows (its
+        fetches cost more CPU), so scenarios run after others would see a
+        slower broker than the first. A broker given by
+        ``KAFKA_BOOTSTRAP_SERVERS`` is left alone.
+        """
+        return self.local.restart("kafka")
+
+    def settings(self, stack: Endpoints) -> Settings:
+        """Flow settings pointed at the stack."""
+        return Settings(**stack.settings_update(), dev_mode=True)
+
+
 def _ceiling(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, messages, _path, _out, _loads = context
+    stack = context.fresh()
     run = scenarios.new_run()
     run.create(stack.kafka_bootstrap_servers)
     produce_backlog(
-        stack.kafka_bootstrap_servers, run.transactions, messages, run.prefix, backlog
+        stack.kafka_bootstrap_servers,
+        run.transactions,
+        context.messages,
+        run.prefix,
+        backlog,
     )
     return [probes.ceiling(stack.kafka_bootstrap_servers, run.transactions, backlog)]
 
 
 def _floor(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, _messages, path, _out, loads = context
-    bootstrap = stack.kafka_bootstrap_servers
-    return [
-        probes.floor(bootstrap, scenarios.new_run(), path, rate, seconds, warmup)
-        for rate in loads
-    ]
+    results = []
+    for rate in context.loads:
+        bootstrap = context.fresh().kafka_bootstrap_servers
+        run = scenarios.new_run()
+        path = context.messages_path
+        results.append(probes.floor(bootstrap, run, path, rate, seconds, warmup))
+    return results
 
 
 def _naive(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, settings, messages, _path, _out, _loads = context
+    stack = context.fresh()
     run = scenarios.new_run()
     run.create(stack.kafka_bootstrap_servers)
     count = 20_000 if quick else 60_000
     produce_backlog(
-        stack.kafka_bootstrap_servers, run.transactions, messages, run.prefix, count
+        stack.kafka_bootstrap_servers,
+        run.transactions,
+        context.messages,
+        run.prefix,
+        count,
     )
-    return [probes.naive(settings, run.transactions, seconds)]
+    return [probes.naive(context.settings(stack), run.transactions, seconds)]
 
 
 def _throughput(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, messages, _path, out, _loads = context
+    logs = context.out / "logs"
     return [
-        scenarios.throughput(stack, messages, backlog, processes, out / "logs")
-        for processes in (1, 2)
+        scenarios.throughput(context.fresh(), context.messages, backlog, count, logs)
+        for count in (1, 2)
     ]
 
 
 def _latency(context, backlog, seconds, warmup, quick) -> list[Result]:
-    stack, _settings, _messages, path, out, loads = context
     results: list[Result] = []
-    for rate in loads:
-        rows, alerts = scenarios.latency(
-            stack, path, rate, seconds, warmup, out / "logs"
-        )
+    for rate in context.loads:
+        stack = context.fresh()
+        path, logs = context.messages_path, context.out / "logs"
+        rows, alerts = scenarios.latency(stack, path, rate, seconds, warmup, logs)
         results += [rows, alerts]
     return results
 

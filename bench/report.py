@@ -48,7 +48,21 @@ def markdown(results: list[Result]) -> str:
     lines.append("")
     for label, value in ratios(results).items():
         lines.append(f"- {label}: {value:.2f}")
+    lines += _cores(results)
     return "\n".join(lines) + "\n"
+
+
+def _cores(results: list[Result]) -> list[str]:
+    """Cores each process used during the scenarios that measured them."""
+    measured = [r for r in results if r.extra and "cores" in r.extra]
+    if not measured:
+        return []
+    lines = ["", "Cores used during the scenario (1.0 = one busy core):", ""]
+    for result in measured:
+        cores = result.extra["cores"] if result.extra else {}
+        used = ", ".join(f"{name} {value:.2f}" for name, value in cores.items())
+        lines.append(f"- {result.name}: {used}; total {sum(cores.values()):.2f}")
+    return lines
 
 
 def _cell(value: object) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import subprocess
 import time
 import uuid
 from datetime import timedelta
@@ -13,10 +14,12 @@ import psutil
 from rich.progress import Progress
 
 from bench.flow import (
+    CpuMeter,
     Run,
     Sampler,
     alert_latencies,
     row_latencies,
+    service_pids,
     start_flow,
     wait_rows,
     write_span,
@@ -59,7 +62,10 @@ def throughput(
     sampler = Sampler([flow.pid for flow in flows])
     sampler.start()
     sampler.measuring.set()
+    meter = CpuMeter(_processes(stack, flows))
+    meter.start()
     _wait_with_progress(flows, stack.database_url, run.prefix, count)
+    cores = meter.stop()
     usage = sampler.stop()
     stored, seconds = write_span(stack.database_url, run.prefix)
     if stored < count:
@@ -67,8 +73,14 @@ def throughput(
     name = f"throughput-{processes}proc"
     return Result(
         name, tps=stored / seconds, count=stored, cpu_pct=usage.cpu_pct,
-        rss_mb=usage.rss_mb,
+        rss_mb=usage.rss_mb, extra={"cores": cores},
     )  # fmt: skip
+
+
+def _processes(stack: Endpoints, flows: list[subprocess.Popen]) -> dict[str, int]:
+    """The flow processes and the stack's services, by name, for a CPU meter."""
+    named = {f"flow-{index}": flow.pid for index, flow in enumerate(flows)}
+    return {**named, **service_pids(stack)}
 
 
 def _wait_with_progress(flows, database_url: str, prefix: str, count: int) -> None:
@@ -101,7 +113,10 @@ def latency(
         stack.kafka_bootstrap_servers, run, messages_path, rate, seconds + warmup_s
     )
     since_ms = int(time.time() * 1000 + warmup_s * 1000)
+    meter = CpuMeter({**_processes(stack, [flow]), "producer": producer.pid})
+    meter.start()
     _measure_after(sampler, warmup_s, seconds)
+    cores = meter.stop()
     sent = producer_count(producer)
     stored = wait_rows(stack.database_url, run.prefix, sent, timeout_s=60)
     usage = sampler.stop()
@@ -113,7 +128,7 @@ def latency(
     alerts = alert_latencies(stack, run, since_ms)
     common = {"offered_tps": rate, "cpu_pct": usage.cpu_pct, "rss_mb": usage.rss_mb}
     row_result = summarize(name, rows, tps=len(rows) / seconds, **common)
-    row_result.extra = {"sent": sent, "stored": stored}
+    row_result.extra = {"sent": sent, "stored": stored, "cores": cores}
     return row_result, summarize(f"alerts-{int(rate)}tps", alerts, offered_tps=rate)
 
 

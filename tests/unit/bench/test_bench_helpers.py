@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 
+import psutil
 import pytest
 
+from bench.flow import cpu_seconds
 from bench.load import PLACEHOLDER, with_prefix
 from bench.profile import breakdown, parse_raw, stage_of, top_functions
 from bench.report import markdown, ratios
@@ -89,6 +94,14 @@ def test_a_missing_baseline_gives_no_ratio():
     assert ratios([Result("throughput-1proc", tps=8_000.0)]) == {}
 
 
+def test_the_report_lists_the_cores_each_process_used():
+    cores = {"flow-0": 0.8, "broker": 0.9, "postgres": 0.25}
+    table = markdown([Result("throughput-1proc", tps=9.0, extra={"cores": cores})])
+
+    line = "- throughput-1proc: flow-0 0.80, broker 0.90, postgres 0.25; total 1.95"
+    assert line in table
+
+
 def test_the_table_has_a_row_per_result_and_dashes_for_gaps():
     table = markdown([Result("naive", tps=1234.5)])
 
@@ -106,3 +119,13 @@ def test_every_produced_id_is_unique_even_past_the_end_of_the_messages():
     assert all(PLACEHOLDER not in value for value in values)
     assert values[0].startswith(b'{"txn_id":"abcdefgh-0"')
     assert Counter(value[11:19] for value in values)[b"abcdefgh"] == 3
+
+
+def test_cpu_seconds_include_children_that_ran_and_ended():
+    child = subprocess.run(
+        [sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True
+    )
+    assert child.returncode == 0
+    ours = psutil.Process().cpu_times()
+    assert cpu_seconds(os.getpid()) >= ours.user + ours.children_user
+    assert ours.children_user + ours.children_system > 0.05, "the child's work"
