@@ -5,11 +5,12 @@ as a compact MessagePack array under ``<prefix><account_id>``, in pipelined
 batches, with a time-to-live so accounts that stop appearing age out.
 
 Scoring reads a whole micro-batch with one ``MGET``, after a small in-process
-TTL cache. Reads never raise into scoring: a missing key gives no profile, and
-an unreachable or misbehaving Redis gives no profile with ``degraded`` set, so
-the transaction is scored with default profile features and flagged. After a
-failure the store stops asking Redis for ``retry_after_s``, so an outage costs
-one timeout per interval rather than one per micro-batch.
+cache whose entries expire (:class:`ProfileCache`). Reads never raise into
+scoring: a missing key gives no profile, and an unreachable or misbehaving
+Redis gives no profile with ``degraded`` set, so the transaction is scored
+with default profile features and flagged. After a failure the store stops
+asking Redis for ``retry_after_s``, so an outage costs one timeout per
+interval rather than one per micro-batch.
 
 Example:
     >>> store = ProfileStore.from_url("redis://127.0.0.1:6379/0")  # doctest: +SKIP
@@ -21,13 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Final, NamedTuple
 
 import msgspec
 import redis
-from cachetools import TTLCache
 
 from dataflows.errors import FeatureStoreUnavailable
 from featurestore.profiles import Profile
@@ -55,6 +55,63 @@ class ProfileLookup(NamedTuple):
 
 _MISSING: Final = ProfileLookup(None, False)
 _DEGRADED: Final = ProfileLookup(None, True)
+
+
+class ProfileCache:
+    """Lookups read recently, each reused for ``ttl_s`` seconds, at most ``size``.
+
+    Every entry lives equally long and a refreshed entry moves to the end, so
+    the dictionary's insertion order is expiry order: expiring is popping from
+    the front, and a full cache drops the entry closest to expiring. The clock
+    is read once per micro-batch, not per account. (``cachetools.TTLCache``
+    reads the clock and takes a lock on every lookup; on the scoring path that
+    cost 4-8 us per transaction, a sixth of the score step.)
+
+    Args:
+        size: Most entries kept.
+        ttl_s: Seconds an entry is reused.
+        clock: Monotonic clock in seconds.
+    """
+
+    def __init__(
+        self, size: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._entries: dict[str, tuple[float, ProfileLookup]] = {}
+        self._size = size
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def __len__(self) -> int:
+        """Entries held, expired ones included until the next read."""
+        return len(self._entries)
+
+    def get_many(self, account_ids: Iterable[str]) -> dict[str, ProfileLookup]:
+        """The cached lookups among ``account_ids``, after dropping expired ones."""
+        self._expire(self._clock())
+        entries = self._entries
+        return {
+            account_id: entry[1]
+            for account_id in account_ids
+            if (entry := entries.get(account_id)) is not None
+        }
+
+    def put_many(self, lookups: dict[str, ProfileLookup]) -> None:
+        """Cache lookups from now on, dropping the oldest past ``size``."""
+        expires_at = self._clock() + self._ttl_s
+        entries = self._entries
+        for account_id, lookup in lookups.items():
+            entries.pop(account_id, None)
+            entries[account_id] = (expires_at, lookup)
+        while len(entries) > self._size:
+            del entries[next(iter(entries))]
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest][0] > now:
+                return
+            del entries[oldest]
 
 
 def encode_profile(profile: Profile) -> bytes:
@@ -106,7 +163,7 @@ class ProfileStore:
     ) -> None:
         self._client = client
         self._prefix = prefix
-        self._cache: TTLCache[str, ProfileLookup] = TTLCache(cache_size, cache_ttl_s)
+        self._cache = ProfileCache(cache_size, cache_ttl_s)
         self._retry_after_s = retry_after_s
         self._down_until = 0.0
 
@@ -174,13 +231,11 @@ class ProfileStore:
         Returns:
             One lookup per account id, in the same order. Never raises.
         """
-        cached = {account_id: self._cache.get(account_id) for account_id in account_ids}
-        found = {
-            account_id: hit for account_id, hit in cached.items() if hit is not None
-        }
-        wanted = [account_id for account_id in cached if account_id not in found]
-        if wanted:
-            found.update(self._fetch(wanted))
+        found = self._cache.get_many(account_ids)
+        if len(found) < len(account_ids):
+            wanted = list(dict.fromkeys(a for a in account_ids if a not in found))
+            if wanted:
+                found.update(self._fetch(wanted))
         return [found[account_id] for account_id in account_ids]
 
     def _fetch(self, account_ids: list[str]) -> dict[str, ProfileLookup]:
@@ -196,12 +251,13 @@ class ProfileStore:
             )
             return dict.fromkeys(account_ids, _DEGRADED)
 
-        lookups = {}
-        for account_id, payload in zip(account_ids, payloads, strict=True):
-            lookup = self._lookup(payload)
-            lookups[account_id] = lookup
-            if not lookup.degraded:
-                self._cache[account_id] = lookup
+        lookups = {
+            account_id: self._lookup(payload)
+            for account_id, payload in zip(account_ids, payloads, strict=True)
+        }
+        self._cache.put_many(
+            {account_id: hit for account_id, hit in lookups.items() if not hit.degraded}
+        )
         return lookups
 
     @staticmethod

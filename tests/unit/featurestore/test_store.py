@@ -5,7 +5,12 @@ import socket
 import redis
 
 from featurestore.profiles import Profile
-from featurestore.store import ProfileLookup, ProfileStore, encode_profile
+from featurestore.store import (
+    ProfileCache,
+    ProfileLookup,
+    ProfileStore,
+    encode_profile,
+)
 
 PROFILE = Profile(86_400_000, 0, 3, 1234.5, 17.25, "US", ("5411", "5812"), 1)
 
@@ -85,3 +90,66 @@ def test_a_value_read_as_text_degrades_that_row_only():
     lookups = ProfileStore(client, prefix="p:").read_many(["a", "b"])
 
     assert lookups == [ProfileLookup(None, True), ProfileLookup(PROFILE, False)]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+FOUND = ProfileLookup(PROFILE, False)
+MISSING = ProfileLookup(None, False)
+
+
+def test_the_cache_forgets_an_entry_once_its_time_is_up():
+    clock = Clock()
+    cache = ProfileCache(size=10, ttl_s=30, clock=clock)
+    cache.put_many({"a": FOUND})
+
+    clock.now += 29.9
+    assert cache.get_many(["a", "b"]) == {"a": FOUND}
+
+    clock.now += 0.2
+    assert cache.get_many(["a"]) == {}
+    assert len(cache) == 0
+
+
+def test_a_refreshed_entry_lives_a_full_ttl_again():
+    clock = Clock()
+    cache = ProfileCache(size=10, ttl_s=30, clock=clock)
+    cache.put_many({"a": MISSING, "b": FOUND})
+    clock.now += 20
+    cache.put_many({"a": FOUND})
+
+    clock.now += 15  # b is 35 s old, a 15 s
+
+    assert cache.get_many(["a", "b"]) == {"a": FOUND}
+
+
+def test_a_full_cache_drops_the_entry_closest_to_expiring():
+    clock = Clock()
+    cache = ProfileCache(size=2, ttl_s=30, clock=clock)
+    cache.put_many({"a": FOUND})
+    clock.now += 1
+    cache.put_many({"b": FOUND})
+    clock.now += 1
+    cache.put_many({"c": FOUND})
+
+    assert cache.get_many(["a", "b", "c"]) == {"b": FOUND, "c": FOUND}
+
+
+def test_an_expired_profile_is_read_from_redis_again():
+    client = CountingRedis({"p:a": encode_profile(PROFILE)})
+    store = ProfileStore(client, prefix="p:", cache_ttl_s=30)
+    clock = Clock()
+    store._cache = ProfileCache(100, 30, clock=clock)
+
+    store.read_many(["a"])
+    store.read_many(["a"])
+    clock.now += 31
+    store.read_many(["a"])
+
+    assert client.mget_calls == 2
