@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         1000,
         ge=1,
         description=(
-            "Most Kafka messages one partition hands the flow per poll. Larger "
+            "Most Kafka messages per partition a worker takes per poll. Larger "
             "batches amortise per-activation cost (about 5x per item at batch 1); "
             "at low rates batches are small anyway, so the cap costs no latency."
         ),

@@ -90,13 +90,15 @@ class WorkerConsumer:
     sees a quarter of the requests for four partitions and an idle worker
     blocks once per round instead of once per partition.
 
-    A poll takes up to ``batch_size`` messages of any assigned partition and
-    files them by partition; each reader then takes its own. A reader polls
-    only when its pile is empty and no other reader has polled since its own
-    last turn, so each round of the worker polls the broker once. A partition
-    whose pile grows past ``max_pending`` untaken messages (its reader is held
-    back, for example by the epoch barrier) is paused until its reader catches
-    up, which bounds the memory a slow partition can take.
+    A poll takes up to ``batch_size`` messages per assigned partition (of any
+    of them, so a busy partition may fill it) and files them by partition;
+    each reader then takes its own. A reader polls only when its pile is
+    empty and no other reader has polled since its own last turn, so each
+    round of the worker polls the broker once. A partition whose pile grows
+    past ``max_pending`` untaken messages (its reader is held back, for
+    example by the epoch barrier) is paused until its reader catches up,
+    which bounds the memory a slow partition can take. The default bound is
+    two full polls, so a partition that alone fills the poll is not paused.
     """
 
     def __init__(
@@ -107,7 +109,7 @@ class WorkerConsumer:
     ):
         self._consumer = Consumer(config)
         self._batch_size = batch_size
-        self._max_pending = max_pending or 4 * batch_size
+        self._max_pending = max_pending
         self._piles: dict[tuple[str, int], list[RawRecord]] = {}
         self._ended: set[tuple[str, int]] = set()
         self._paused: set[tuple[str, int]] = set()
@@ -160,7 +162,8 @@ class WorkerConsumer:
         self.polls += 1
         # A zero timeout: consume(n, t) waits up to t to fill n messages, and
         # an empty round costs Bytewax's 1 ms cool-down anyway.
-        for message in self._consumer.consume(self._batch_size, 0):
+        wanted = self._batch_size * len(self._piles)
+        for message in self._consumer.consume(wanted, 0):
             error = message.error()
             if error is not None:
                 self._on_error(message, error)
@@ -182,8 +185,9 @@ class WorkerConsumer:
         self._pause_full_piles()
 
     def _pause_full_piles(self) -> None:
+        limit = self._max_pending or 2 * self._batch_size * len(self._piles)
         for key, pile in self._piles.items():
-            if len(pile) >= self._max_pending and key not in self._paused:
+            if len(pile) > limit and key not in self._paused:
                 self._paused.add(key)
                 self._consumer.pause([TopicPartition(*key)])
 

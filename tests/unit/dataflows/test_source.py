@@ -148,6 +148,26 @@ def test_readers_of_one_worker_share_one_consumer_and_poll_once_a_round(shared):
     assert fake.polls == 2
 
 
+def test_a_poll_takes_up_to_a_batch_per_assigned_partition(shared):
+    fake = shared._consumer
+    first, _second = readers(shared, [0, 1])
+    fake.queued = [FakeMessage(0, offset) for offset in range(50)]
+
+    taken = first.next_batch()
+
+    assert len(taken) == 20, "batch_size 10 times two partitions"
+
+
+def test_a_partition_that_alone_fills_the_polls_is_not_paused(shared):
+    fake = shared._consumer
+    first, _second = readers(shared, [0, 1])
+    fake.queued = [FakeMessage(0, offset) for offset in range(100)]
+
+    for _ in range(3):
+        assert len(first.next_batch()) == 20
+        assert fake.paused == set()
+
+
 def test_each_reader_keeps_its_own_offset_for_snapshots(shared):
     fake = shared._consumer
     first, second = readers(shared, [0, 1])
