@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -89,6 +90,8 @@ def run(
                 console.print(result.as_dict())
             report.write(results, out)
     messages_path.unlink()
+    for recovery in (out / "logs").glob("recovery-*"):
+        shutil.rmtree(recovery)
     console.print(report.markdown(results))
 
 

@@ -29,6 +29,10 @@ LOG = logging.getLogger(__name__)
 
 PARTITIONS = 4
 
+#: Epoch and backup intervals of the flows run here, as deployed.
+SNAPSHOT_INTERVAL_S = 10
+BACKUP_INTERVAL_S = 60
+
 
 @dataclass
 class Run:
@@ -92,9 +96,22 @@ def start_flow(
 ) -> list[subprocess.Popen]:
     """Start the flow with ``bytewax.run``, one OS process per Bytewax process.
 
-    With ``profile``, the first process runs under ``py-spy record -f raw
-    --idle`` writing there (its CPU and memory are then py-spy's).
+    Recovery is on, as deployed (``deploy/k8s``: 10 s epochs, a backup every
+    60 s), with a fresh recovery store per run, so the snapshots are part of
+    the work measured. With ``profile``, the first process runs under
+    ``py-spy record -f raw --idle`` writing there (its CPU and memory are
+    then py-spy's).
     """
+    recovery = log_dir / f"recovery-{run.prefix}"
+    recovery.mkdir(parents=True)
+    init = [sys.executable, "-m", "bytewax.recovery", str(recovery), str(processes)]
+    subprocess.run(init, check=True, capture_output=True)
+    env = {
+        **flow_env(stack, run, tail),
+        "BYTEWAX_RECOVERY_DIRECTORY": str(recovery),
+        "BYTEWAX_SNAPSHOT_INTERVAL": str(SNAPSHOT_INTERVAL_S),
+        "BYTEWAX_RECOVERY_BACKUP_INTERVAL": str(BACKUP_INTERVAL_S),
+    }
     command = [sys.executable, "-m", "bytewax.run", "dataflows.scoring:flow"]
     spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-f", "raw"]
     spy += ["--idle", "-r", "250", "-o", str(profile), "--"]
@@ -108,7 +125,7 @@ def start_flow(
         started.append(
             subprocess.Popen(
                 wrapper + command + cluster,
-                env=flow_env(stack, run, tail),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -173,8 +190,12 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-class CpuMeter:
+class CpuMeter(threading.Thread):
     """Cores used by named processes over a span: CPU seconds over wall seconds.
+
+    Readings are taken every ``every_s`` seconds, so a process that ends
+    before :meth:`stop` (a flow that drained its backlog) keeps the CPU it
+    used up to its last reading.
 
     Example:
         >>> meter = CpuMeter({"flow": pid, **service_pids(stack)})  # doctest: +SKIP
@@ -182,22 +203,34 @@ class CpuMeter:
         {'flow': 0.82, 'broker': 0.71, 'postgres': 0.35, 'redis': 0.01}
     """
 
-    def __init__(self, pids: dict[str, int]):
+    def __init__(self, pids: dict[str, int], every_s: float = 0.5):
+        super().__init__(daemon=True)
         self.pids = pids
-        self._started: dict[str, float] = {}
-        self._wall = 0.0
+        self.every_s = every_s
+        self._first = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._last = dict(self._first)
+        self._since = time.monotonic()
+        self._halt = threading.Event()
 
-    def start(self) -> None:
-        """Note every process's CPU seconds and the wall clock."""
-        self._wall = time.monotonic()
-        self._started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+    def run(self) -> None:
+        """Read every process's CPU seconds until stopped."""
+        while not self._halt.wait(self.every_s):
+            self._read()
+
+    def _read(self) -> None:
+        for name, pid in self.pids.items():
+            # A process that has ended reads 0: keep its last reading.
+            self._last[name] = max(self._last[name], cpu_seconds(pid))
 
     def stop(self) -> dict[str, float]:
-        """Cores each process used since :meth:`start` (1.0 is one busy core)."""
-        wall = time.monotonic() - self._wall
+        """Cores each process used since the meter was made (1.0 = a busy core)."""
+        self._halt.set()
+        self.join()
+        self._read()
+        wall = time.monotonic() - self._since
         return {
-            name: round((cpu_seconds(pid) - self._started[name]) / wall, 2)
-            for name, pid in self.pids.items()
+            name: round((self._last[name] - self._first[name]) / wall, 2)
+            for name in self.pids
         }
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 import psutil
 import pytest
 
-from bench.flow import cpu_seconds
+from bench.flow import CpuMeter, cpu_seconds
 from bench.load import PLACEHOLDER, with_prefix
 from bench.profile import breakdown, parse_raw, stage_of, top_functions
 from bench.report import markdown, ratios
@@ -129,3 +129,16 @@ def test_cpu_seconds_include_children_that_ran_and_ended():
     ours = psutil.Process().cpu_times()
     assert cpu_seconds(os.getpid()) >= ours.user + ours.children_user
     assert ours.children_user + ours.children_system > 0.05, "the child's work"
+
+
+def test_the_cpu_meter_keeps_what_a_process_used_before_it_ended():
+    burn = "import time\nend = time.process_time() + 0.3\n"
+    burn += "while time.process_time() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", burn])
+    meter = CpuMeter({"child": child.pid}, every_s=0.02)
+    meter.start()
+    child.wait()
+
+    cores = meter.stop()
+
+    assert cores["child"] > 0, "the CPU it burned before ending is counted"
