@@ -19,6 +19,7 @@ from rich.console import Console
 
 from bench import probes, report, scenarios
 from bench import profile as bench_profile
+from bench.flow import service_pids
 from bench.load import generate, produce_backlog, read_messages
 from bench.stats import Result
 from dataflows.config import Settings
@@ -174,10 +175,13 @@ def _ceiling(context, backlog, seconds, warmup, quick) -> list[Result]:
 def _floor(context, backlog, seconds, warmup, quick) -> list[Result]:
     results = []
     for rate in context.loads:
-        bootstrap = context.fresh().kafka_bootstrap_servers
+        stack = context.fresh()
+        bootstrap = stack.kafka_bootstrap_servers
+        broker = {k: v for k, v in service_pids(stack).items() if k == "broker"}
         run = scenarios.new_run()
         path = context.messages_path
-        results.append(probes.floor(bootstrap, run, path, rate, seconds, warmup))
+        found = probes.floor(bootstrap, run, path, rate, seconds, warmup, broker)
+        results.append(found)
     return results
 
 

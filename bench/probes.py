@@ -7,6 +7,7 @@ scorer handles one message at a time, the design the flow replaces.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from rich.progress import Progress
 
-from bench.flow import PARTITIONS, Run
+from bench.flow import PARTITIONS, CpuMeter, Run
 from bench.stats import Result, summarize
 from dataflows.config import Settings
 from dataflows.masking import Masker
@@ -60,17 +61,23 @@ def ceiling(bootstrap: str, topic: str, count: int) -> Result:
 
 def floor(
     bootstrap: str, run: Run, messages_path: Path, rate: float, seconds: float,
-    warmup_s: float,
+    warmup_s: float, services: dict[str, int] | None = None,
 ) -> Result:  # fmt: skip
     """End-to-end latency through the broker alone, producer in its own process.
 
     The consumer has the flow's settings (``fetch.wait.max.ms=5``), the
     producer the load generator's (``linger.ms=5``); latency is the consumer's
-    wall clock minus the message's create time.
+    wall clock minus the message's create time. The cores used by the
+    producer, this consumer and ``services`` (by name and pid, such as the
+    broker) are recorded in ``extra``.
     """
     run.create(bootstrap)
     consumer = _consumer(bootstrap, run.transactions, eof=False)
     producer = start_producer(bootstrap, run, messages_path, rate, seconds + warmup_s)
+    meter = CpuMeter(
+        {**(services or {}), "producer": producer.pid, "consumer": os.getpid()}
+    )
+    meter.start()
     since_ms = time.time() * 1000 + warmup_s * 1000
     latencies: list[float] = []
     received, sent = 0, None
@@ -89,9 +96,12 @@ def floor(
             drain_until = time.monotonic() + 10
         if sent is not None and time.monotonic() > drain_until:
             break
+    cores = meter.stop()
     consumer.close()
     name = f"floor-{int(rate)}tps"
-    return summarize(name, latencies, tps=len(latencies) / seconds, offered_tps=rate)
+    result = summarize(name, latencies, tps=len(latencies) / seconds, offered_tps=rate)
+    result.extra = {"cores": cores}
+    return result
 
 
 def start_producer(
