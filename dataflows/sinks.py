@@ -173,6 +173,9 @@ class ScoredRowWriter:
         # the first write, inside its retry budget.
         self._pool.open(wait=False)
         self._encoder = msgspec.json.Encoder()
+        # Composed once: psycopg renders a Composed query (here ~50 quoted
+        # identifiers) again on every execute, 2 % of the worker at 1,000 tx/s.
+        self._query = sql.SQL(INSERT_ROWS.as_string())
         # A second statement in flight needs a second connection.
         self._helper = (
             ThreadPoolExecutor(1, thread_name_prefix=name) if max_size > 1 else None
@@ -247,7 +250,7 @@ class ScoredRowWriter:
         batch = self._encoder.encode(rows)
 
         with self._pool.connection() as conn:
-            cursor = conn.execute(INSERT_ROWS, (batch.decode(),), prepare=True)
+            cursor = conn.execute(self._query, (batch.decode(),), prepare=True)
             return cursor.rowcount
 
     def _unavailable(self, count: int, exc: Exception) -> DatabaseUnavailable:
