@@ -173,7 +173,9 @@ def cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by a process and its children, live or ended.
 
     PostgreSQL serves each connection from a child process, so the server's
-    work is the postmaster's children; ended children count once reaped.
+    work is the postmaster's children; ended children count once reaped. Not
+    for the bench's own process: the services and flows it starts are its
+    children.
     """
     try:
         process = psutil.Process(pid)
