@@ -58,6 +58,12 @@ def ceiling(bootstrap: str, topic: str, count: int) -> Result:
     return Result("ceiling", tps=seen / seconds, count=seen)
 
 
+#: How long the floor's consumer keeps reading after the producer is done, as
+#: long as a latency scenario waits for its rows: a shorter wait would leave
+#: the slowest messages out of the floor's percentiles but not the flow's.
+DRAIN_S = 60.0
+
+
 def floor(
     bootstrap: str, run: Run, messages_path: Path, rate: float, seconds: float,
     warmup_s: float, services: dict[str, int] | None = None,
@@ -66,9 +72,10 @@ def floor(
 
     The consumer has the flow's settings (``fetch.wait.max.ms=5``), the
     producer the load generator's (``linger.ms=5``); latency is the consumer's
-    wall clock minus the message's create time. The cores used by the
-    producer, this consumer and ``services`` (by name and pid, such as the
-    broker) are recorded in ``extra``.
+    wall clock minus the message's create time. Messages still missing
+    ``DRAIN_S`` after the producer is done are left out; ``extra`` says how
+    many were sent and received, and the cores used by the producer, this
+    consumer and ``services`` (by name and pid, such as the broker).
     """
     run.create(bootstrap)
     consumer = _consumer(bootstrap, run.transactions, eof=False)
@@ -92,7 +99,7 @@ def floor(
                 latencies.append(time.time() * 1000 - sent_ms)
         if sent is None and producer.poll() is not None:
             sent = producer_count(producer)
-            drain_until = time.monotonic() + 10
+            drain_until = time.monotonic() + DRAIN_S
         if sent is not None and time.monotonic() > drain_until:
             break
     cores = meter.stop()
@@ -103,7 +110,7 @@ def floor(
     consumer.close()
     name = f"floor-{int(rate)}tps"
     result = summarize(name, latencies, tps=len(latencies) / seconds, offered_tps=rate)
-    result.extra = {"cores": cores}
+    result.extra = {"sent": sent, "received": received, "cores": cores}
     return result
 
 
