@@ -20,7 +20,7 @@ from rich.console import Console
 from bench import probes, report, scenarios
 from bench import profile as bench_profile
 from bench.flow import service_pids
-from bench.load import generate, produce_backlog, read_messages
+from bench.load import PACED_LINGER_MS, generate, produce_backlog, read_messages
 from bench.stats import Result
 from dataflows.config import Settings
 from dataflows.migrate import apply_migrations
@@ -58,6 +58,13 @@ def run(
     loads: Annotated[
         str, typer.Option(help="Comma-separated offered loads (tx/s) to measure.")
     ] = ",".join(map(str, FULL_LOADS)),
+    producer_linger_ms: Annotated[
+        float,
+        typer.Option(
+            help="linger.ms of the paced producer; shorter makes the local "
+            "broker store more batches and slow down within a scenario."
+        ),
+    ] = PACED_LINGER_MS,
 ) -> None:
     """Run the benchmark scenarios and write their results.
 
@@ -81,7 +88,10 @@ def run(
     messages = read_messages(messages_path)
 
     results: list[Result] = []
-    context = Context(LocalStack(stack_dir), messages, messages_path, out, offered)
+    context = Context(
+        LocalStack(stack_dir), messages, messages_path, out, offered,
+        producer_linger_ms,
+    )  # fmt: skip
     for family in ("ceiling", "floor", "naive", "throughput", "latency", "state"):
         if family in families:
             console.rule(family)
@@ -109,6 +119,9 @@ def profile(
     stack_dir: Annotated[Path, typer.Option(help="The bench's own stack.")] = Path(
         ".fraudflow/bench-stack"
     ),
+    producer_linger_ms: Annotated[
+        float, typer.Option(help="linger.ms of the paced producer.")
+    ] = PACED_LINGER_MS,
 ) -> None:
     """Run one scenario with the flow under py-spy; print the stage breakdown."""
     logging.basicConfig(level=logging.WARNING)
@@ -118,7 +131,9 @@ def profile(
     messages_path = work / "profile-messages.jsonl"
     generate(messages_path, max(backlog, int(rate * (seconds + 3)) + 1), 10_000)
     if rate:
-        found = scenarios.latency(stack, messages_path, rate, seconds, 3.0, work, out)
+        found = scenarios.latency(
+            stack, messages_path, rate, seconds, 3.0, work, out, producer_linger_ms
+        )
         console.print(found[0].as_dict())
     else:
         messages = read_messages(messages_path)
@@ -142,6 +157,7 @@ class Context:
     messages_path: Path
     out: Path
     loads: tuple[int, ...]
+    linger_ms: float
 
     def fresh(self) -> Endpoints:
         """Restart the local broker so the next scenario finds it empty.
@@ -180,7 +196,9 @@ def _floor(context, backlog, seconds, warmup, quick) -> list[Result]:
         broker = {k: v for k, v in service_pids(stack).items() if k == "broker"}
         run = scenarios.new_run()
         path = context.messages_path
-        found = probes.floor(bootstrap, run, path, rate, seconds, warmup, broker)
+        found = probes.floor(
+            bootstrap, run, path, rate, seconds, warmup, broker, context.linger_ms
+        )
         results.append(found)
     return results
 
@@ -213,7 +231,9 @@ def _latency(context, backlog, seconds, warmup, quick) -> list[Result]:
     for rate in context.loads:
         stack = context.fresh()
         path, logs = context.messages_path, context.out / "logs"
-        rows, alerts = scenarios.latency(stack, path, rate, seconds, warmup, logs)
+        rows, alerts = scenarios.latency(
+            stack, path, rate, seconds, warmup, logs, linger_ms=context.linger_ms
+        )
         results += [rows, alerts]
     return results
 

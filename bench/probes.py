@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.progress import Progress
 
 from bench.flow import PARTITIONS, CpuMeter, Run
+from bench.load import PACED_LINGER_MS
 from bench.stats import Result, summarize
 from dataflows.config import Settings
 from dataflows.masking import Masker
@@ -67,11 +68,12 @@ DRAIN_S = 60.0
 def floor(
     bootstrap: str, run: Run, messages_path: Path, rate: float, seconds: float,
     warmup_s: float, services: dict[str, int] | None = None,
+    linger_ms: float = PACED_LINGER_MS,
 ) -> Result:  # fmt: skip
     """End-to-end latency through the broker alone, producer in its own process.
 
     The consumer has the flow's settings (``fetch.wait.max.ms=5``), the
-    producer the load generator's (``linger.ms=5``); latency is the consumer's
+    producer the load generator's (``linger_ms``); latency is the consumer's
     wall clock minus the message's create time. Messages still missing
     ``DRAIN_S`` after the producer is done are left out; ``extra`` says how
     many were sent and received, and the cores used by the producer, this
@@ -79,7 +81,9 @@ def floor(
     """
     run.create(bootstrap)
     consumer = _consumer(bootstrap, run.transactions, eof=False)
-    producer = start_producer(bootstrap, run, messages_path, rate, seconds + warmup_s)
+    producer = start_producer(
+        bootstrap, run, messages_path, rate, seconds + warmup_s, linger_ms
+    )
     meter = CpuMeter({**(services or {}), "producer": producer.pid})
     meter.start()
     # This process's own CPU: the broker and the producer are its children.
@@ -110,16 +114,21 @@ def floor(
     consumer.close()
     name = f"floor-{int(rate)}tps"
     result = summarize(name, latencies, tps=len(latencies) / seconds, offered_tps=rate)
-    result.extra = {"sent": sent, "received": received, "cores": cores}
+    result.extra = {
+        "sent": sent, "received": received, "cores": cores,
+        "producer_linger_ms": linger_ms,
+    }  # fmt: skip
     return result
 
 
 def start_producer(
-    bootstrap: str, run: Run, messages_path: Path, rate: float, seconds: float
-) -> subprocess.Popen:
+    bootstrap: str, run: Run, messages_path: Path, rate: float, seconds: float,
+    linger_ms: float = PACED_LINGER_MS,
+) -> subprocess.Popen:  # fmt: skip
     """Start the paced producer process of :mod:`bench.load`."""
     command = [sys.executable, "-m", "bench.load", str(messages_path)]
     command += [run.transactions, str(rate), str(seconds), run.prefix, bootstrap]
+    command.append(str(linger_ms))
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     ready = producer.stdout.readline() if producer.stdout else ""
     if ready.strip() != "ready":

@@ -24,7 +24,7 @@ from bench.flow import (
     wait_rows,
     write_span,
 )
-from bench.load import produce_backlog, read_messages_from
+from bench.load import PACED_LINGER_MS, produce_backlog, read_messages_from
 from bench.probes import producer_count, start_producer
 from bench.stats import Result, summarize
 from dataflows.velocity_step import VelocityLogic
@@ -97,11 +97,13 @@ def _wait_with_progress(flows, database_url: str, prefix: str, count: int) -> No
 def latency(
     stack: Endpoints, messages_path: Path, rate: float, seconds: float,
     warmup_s: float, log_dir: Path, profile: Path | None = None,
+    linger_ms: float = PACED_LINGER_MS,
 ) -> tuple[Result, Result]:  # fmt: skip
     """Offer ``rate`` transactions a second to a tailing flow; measure latency.
 
     Returns the stored-row result and the alert-delivery result. Only
-    transactions produced after the warm-up count.
+    transactions produced after the warm-up count. The paced producer
+    lingers ``linger_ms`` (see :mod:`bench.load`).
     """
     run = new_run()
     run.create(stack.kafka_bootstrap_servers)
@@ -110,8 +112,9 @@ def latency(
     sampler.start()
     _prime(stack, run, messages_path)
     producer = start_producer(
-        stack.kafka_bootstrap_servers, run, messages_path, rate, seconds + warmup_s
-    )
+        stack.kafka_bootstrap_servers, run, messages_path, rate, seconds + warmup_s,
+        linger_ms,
+    )  # fmt: skip
     since_ms = int(time.time() * 1000 + warmup_s * 1000)
     meter = CpuMeter({**_processes(stack, [flow]), "producer": producer.pid})
     meter.start()
@@ -128,7 +131,10 @@ def latency(
     alerts = alert_latencies(stack, run, since_ms)
     common = {"offered_tps": rate, "cpu_pct": usage.cpu_pct, "rss_mb": usage.rss_mb}
     row_result = summarize(name, rows, tps=len(rows) / seconds, **common)
-    row_result.extra = {"sent": sent, "stored": stored, "cores": cores}
+    row_result.extra = {
+        "sent": sent, "stored": stored, "cores": cores,
+        "producer_linger_ms": linger_ms,
+    }  # fmt: skip
     return row_result, summarize(f"alerts-{int(rate)}tps", alerts, offered_tps=rate)
 
 
