@@ -340,5 +340,6 @@ def __getattr__(name: str) -> Dataflow:
 
     settings = runtime.start_process()
     dataflow = build_flow(settings)
+    runtime.settle_heap()
     globals()["flow"] = dataflow
     return dataflow

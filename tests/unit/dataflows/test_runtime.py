@@ -1,0 +1,53 @@
+"""Tests of the flow process's start-up helpers that need no services."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import REGISTRY
+
+from dataflows import runtime
+
+
+def _pauses(generation: int) -> float:
+    value = REGISTRY.get_sample_value(
+        "fraudflow_gc_pause_seconds_count", {"generation": str(generation)}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+def settled() -> Iterator[None]:
+    runtime.settle_heap()
+    yield
+    gc.unfreeze()
+    gc.callbacks.remove(runtime._observe_gc_pause)
+
+
+def test_settling_the_heap_freezes_what_start_up_built(settled: None) -> None:
+    assert gc.get_freeze_count() > 1000
+
+
+def test_objects_made_after_settling_are_still_collected(settled: None) -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    del cycle
+
+    assert gc.collect() >= 1
+
+
+def test_each_full_collection_is_observed_as_a_pause(settled: None) -> None:
+    before = _pauses(2)
+
+    gc.collect()
+    gc.collect()
+
+    assert _pauses(2) == before + 2
+
+
+def test_settling_twice_registers_the_pause_hook_once(settled: None) -> None:
+    runtime.settle_heap()
+
+    assert gc.callbacks.count(runtime._observe_gc_pause) == 1
