@@ -74,7 +74,7 @@ class VelocityLogic(StatefulBatchLogic[Pending, Scored, Snapshot]):
         return [], StatefulBatchLogic.DISCARD
 
     def snapshot(self) -> Snapshot:
-        """Compact state of ints, strs and lists (called every epoch per key)."""
+        """Compact bytes of the state (called every epoch per touched key)."""
         return self.account.snapshot()
 
 

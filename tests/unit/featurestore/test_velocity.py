@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pickle
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,7 +115,7 @@ def test_old_entries_are_dropped_so_memory_stays_bounded():
     for hour in range(24 * 7):
         add(account, hour * 3_600_000)
 
-    last_event, times = account.snapshot()[:2]
+    last_event, times = msgspec.msgpack.decode(account.snapshot())[:2]
     assert len(times) == 24
     assert min(times) > last_event - DAY_MS
     assert len(pickle.dumps(account.snapshot())) < 2048
@@ -131,7 +132,7 @@ def test_a_restored_snapshot_continues_exactly_like_the_original():
         assert add(restored, second * 1000) == add(original, second * 1000)
 
 
-def test_a_snapshot_holds_only_plain_values():
+def test_a_snapshot_is_bytes_of_plain_values():
     account = AccountVelocity()
     add(account, 0)
 
@@ -140,7 +141,35 @@ def test_a_snapshot_holds_only_plain_values():
             return all(plain(item) for item in value)
         return type(value) in (int, str)
 
-    assert plain(account.snapshot())
+    snapshot = account.snapshot()
+    assert isinstance(snapshot, bytes)
+    assert plain(msgspec.msgpack.decode(snapshot))
+
+
+def test_a_snapshot_is_not_changed_by_later_updates():
+    account = AccountVelocity()
+    add(account, 0)
+    snapshot = account.snapshot()
+
+    add(account, 60_000)
+
+    assert AccountVelocity.restore(snapshot).snapshot() == snapshot
+
+
+def test_a_tuple_snapshot_of_an_earlier_version_still_restores():
+    original = AccountVelocity()
+    for second in range(0, 300, 13):
+        add(original, second * 1000, amount=second + 1, device=f"d{second % 3}")
+    fields = msgspec.msgpack.decode(original.snapshot())
+    earlier = (
+        fields[0], list(fields[1]), list(fields[2]), list(fields[3]),
+        list(fields[4]), tuple(fields[5]), tuple(fields[6]), fields[7], fields[8],
+    )  # fmt: skip
+
+    restored = AccountVelocity.restore(earlier)
+
+    assert restored.snapshot() == original.snapshot()
+    assert add(restored, 400_000) == add(original, 400_000)
 
 
 def test_a_negative_lateness_allowance_is_refused():
