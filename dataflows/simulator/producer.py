@@ -27,7 +27,8 @@ from types import TracebackType
 from typing import Final, Self
 
 import msgspec
-from confluent_kafka import KafkaError, Message, Producer
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from dataflows.errors import BrokerUnavailable
 from dataflows.schema import Transaction, encode
@@ -57,12 +58,20 @@ PRODUCER_CONFIG: Final = {
     # Same key-to-partition mapping as the Java client's default partitioner.
     "partitioner": "murmur2_random",
     "delivery.report.only.error": True,
+    # Statistics say when the idempotent producer has its producer id (see
+    # TransactionProducer.wait_ready); a few kilobytes of JSON ten times a
+    # second cost nothing measurable.
+    "statistics.interval.ms": 100,
 }
 
 #: Seconds the final flush waits for outstanding deliveries.
 FLUSH_TIMEOUT_S: Final = 30.0
 #: Seconds to wait for room when the local queue is full.
 QUEUE_FULL_WAIT_S: Final = 0.01
+#: Seconds :meth:`TransactionProducer.wait_ready` waits for a producer id.
+READY_TIMEOUT_S: Final = 30.0
+#: librdkafka's idempotence state once the broker has granted a producer id.
+PRODUCER_ID_ASSIGNED: Final = "Assigned"
 
 _label_encoder = msgspec.json.Encoder()
 
@@ -108,7 +117,12 @@ class TransactionProducer:
     ) -> None:
         """Create the underlying producer; nothing is sent yet."""
         settings = PRODUCER_CONFIG | {"bootstrap.servers": bootstrap_servers}
-        settings |= (config or {}) | {"on_delivery": self._on_failure}
+        settings |= (config or {}) | {
+            "on_delivery": self._on_failure,
+            "stats_cb": self._on_stats,
+        }
+        self._idempotent = bool(settings.get("enable.idempotence"))
+        self._has_producer_id = False
         self._producer = Producer(settings)
         self.transactions_topic = transactions_topic
         self.labels_topic = labels_topic
@@ -138,6 +152,44 @@ class TransactionProducer:
             message.partition(),
             error.name(),
         )
+
+    @property
+    def has_producer_id(self) -> bool:
+        """Whether the broker has granted the idempotent producer its id."""
+        return self._has_producer_id
+
+    def _on_stats(self, stats: str) -> None:
+        """Note when the broker has granted the idempotent producer its id."""
+        if self._has_producer_id:
+            return
+        state = orjson.loads(stats).get("eos", {}).get("idemp_state")
+        self._has_producer_id = state == PRODUCER_ID_ASSIGNED
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        """Connect and, if idempotent, wait for the producer id; return seconds.
+
+        An idempotent producer holds every message until the broker has
+        granted it a producer id; the local broker took 0.5-1 s for that. Each
+        transaction's timestamp is taken when it is queued, so without this
+        wait the first second of a run would carry that start-up time as
+        latency downstream.
+
+        Raises:
+            BrokerUnavailable: no broker answered, or no producer id came,
+                within ``timeout`` seconds.
+        """
+        started = time.monotonic()
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"no broker answered the producer: {exc}") from exc
+        while self._idempotent and not self._has_producer_id:
+            waited = time.monotonic() - started
+            if waited > timeout:
+                message = f"expected a producer id, got none after {waited:.1f}s"
+                raise BrokerUnavailable(message)
+            self._producer.poll(0.01)
+        return time.monotonic() - started
 
     def send(self, txn: Transaction, label: Label) -> None:
         """Queue a transaction and its label, waiting if the queue is full."""
@@ -202,6 +254,8 @@ def run(
         What was sent, how fast, and what failed.
     """
     summary = Summary()
+    waited = producer.wait_ready()
+    LOG.info("producer ready after %.3f s", waited)
     pairs = simulator.stream(live=live)
     started = time.monotonic()
     try:

@@ -66,6 +66,17 @@ def produced(settings: Settings, topic: str, new_topic: Callable[..., str]) -> d
     return {"summary": summary, "topic": topic, "labels_topic": labels_topic}
 
 
+def test_the_producer_is_ready_once_the_broker_granted_its_id(
+    settings: Settings, topic: str
+) -> None:
+    with TransactionProducer(
+        settings.kafka_bootstrap_servers, topic, topic
+    ) as producer:
+        assert not producer.has_producer_id
+        producer.wait_ready(timeout=30)
+        assert producer.has_producer_id
+
+
 def test_every_transaction_arrives_keyed_by_account(
     settings: Settings, produced: dict
 ) -> None:

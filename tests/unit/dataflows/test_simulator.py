@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from dataflows.errors import BrokerUnavailable
 from dataflows.schema import decode, encode, luhn_valid
 from dataflows.simulator import (
     PATTERNS,
@@ -22,6 +23,7 @@ from dataflows.simulator.catalog import COUNTRY_CODES
 from dataflows.simulator.cli import app
 from dataflows.simulator.generator import ms_from_utc
 from dataflows.simulator.plot import hourly_counts
+from dataflows.simulator.producer import TransactionProducer
 from dataflows.simulator.rate import UNTHROTTLED_GRANT, RateLimiter
 
 
@@ -403,3 +405,9 @@ def test_rate_limiter_refuses_impossible_schedules(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         RateLimiter(**arguments)
+
+
+def test_a_producer_with_no_broker_is_not_ready() -> None:
+    producer = TransactionProducer("127.0.0.1:9", "transactions", "labels")
+    with pytest.raises(BrokerUnavailable, match="no broker answered"):
+        producer.wait_ready(timeout=0.5)
