@@ -52,6 +52,12 @@ DRAIN_TIMEOUT_S = 60.0
 #: Consecutive one-second reads without progress that mean the flow drained.
 DRAIN_QUIET_READS = 3
 
+#: Seconds the flow may take from start until it is fetching from the topic.
+START_TIMEOUT_S = 60.0
+
+#: A gauge the flow publishes once a fetch response came for its partitions.
+CONSUMING_METRIC = "fraudflow_consumer_lag_messages"
+
 #: Seed of the simulated traffic; its transaction ids start with TXN_PREFIX.
 SEED = 7
 TXN_PREFIX = f"s{SEED}-"
@@ -115,6 +121,10 @@ class MetricsReader:
         self.previous = (now, scored, buckets)
         self.latest = summary
         return summary
+
+    def consuming(self) -> bool:
+        """Whether the flow reports consumer lag: it is fetching from the topic."""
+        return any(name == CONSUMING_METRIC for name, _ in self._scrape())
 
     def _scrape(self) -> dict[tuple[str, str], float]:
         try:
@@ -289,6 +299,7 @@ def run(
     children = Children(env, settings.state_dir / "logs")
     flow = ["-m", "bytewax.run", "dataflows.scoring:flow", "-r", str(recovery_dir)]
     children.start("flow", [*flow, "-s", "5", "-b", "60"])
+    reader = MetricsReader(f"http://127.0.0.1:{port}/metrics")
     # Simulated event times: at 2,000 tx/s, 10,000 accounts on the wall clock
     # would each pay every 5 seconds, which no real card holder does.
     simulator = [
@@ -297,9 +308,9 @@ def run(
     ]  # fmt: skip
     if seconds:
         simulator += ["--duration", str(seconds)]
-    children.start("simulator", simulator)
-    reader = MetricsReader(f"http://127.0.0.1:{port}/metrics")
     try:
+        wait_until_consuming(reader, children)
+        children.start("simulator", simulator)
         watch(settings, children, reader, seconds)
         if seconds:
             drain(reader, children)
@@ -309,6 +320,33 @@ def run(
         children.stop_all()
     # The last scrape, also after Ctrl-C, counts the dead letters.
     return final_summary(settings, reader.latest)
+
+
+def wait_until_consuming(
+    reader: MetricsReader,
+    children: Children,
+    timeout_s: float = START_TIMEOUT_S,
+    poll_s: float = 0.2,
+) -> float:
+    """Block until the flow is fetching from the topic; return the seconds waited.
+
+    The simulator starts only then, so the first transactions do not queue
+    behind the flow's start-up (imports, model load, joining the partitions)
+    and the latency reported is the pipeline's, not the start-up's.
+
+    Raises:
+        RuntimeError: The flow exited, or was not consuming within
+            ``timeout_s``.
+    """
+    started = time.monotonic()
+    with console.status("waiting for the flow to start consuming"):
+        while not reader.consuming():
+            children.check()
+            waited = time.monotonic() - started
+            if waited > timeout_s:
+                raise RuntimeError(f"the flow was not consuming after {waited:.0f} s")
+            time.sleep(poll_s)
+    return time.monotonic() - started
 
 
 def watch(
