@@ -23,7 +23,7 @@ def settled() -> Iterator[None]:
     runtime.settle_heap()
     yield
     gc.unfreeze()
-    gc.callbacks.remove(runtime._observe_gc_pause)
+    gc.callbacks.remove(runtime._on_collection)
 
 
 def test_settling_the_heap_freezes_what_start_up_built(settled: None) -> None:
@@ -50,4 +50,44 @@ def test_each_full_collection_is_observed_as_a_pause(settled: None) -> None:
 def test_settling_twice_registers_the_pause_hook_once(settled: None) -> None:
     runtime.settle_heap()
 
-    assert gc.callbacks.count(runtime._observe_gc_pause) == 1
+    assert gc.callbacks.count(runtime._on_collection) == 1
+
+
+def test_survivors_of_a_full_collection_are_frozen(settled: None) -> None:
+    class State:
+        pass
+
+    state = [State() for _ in range(1000)]
+    frozen = gc.get_freeze_count()
+
+    gc.collect()
+
+    assert gc.get_freeze_count() >= frozen + len(state)
+    assert not any(gc.is_tracked(s) and s in gc.get_objects(2) for s in state[:3])
+
+
+def test_young_collections_freeze_nothing(settled: None) -> None:
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    survivors = [[] for _ in range(100)]
+
+    gc.collect(0)
+
+    assert gc.get_freeze_count() == frozen
+    assert len(survivors) == 100
+
+
+def test_frozen_state_is_freed_by_reference_counting(settled: None) -> None:
+    state = [[] for _ in range(1000)]
+    gc.collect()
+    frozen = gc.get_freeze_count()
+
+    del state
+
+    assert gc.get_freeze_count() <= frozen - 1000
+
+
+def test_the_frozen_count_is_exported(settled: None) -> None:
+    exported = REGISTRY.get_sample_value("fraudflow_gc_frozen_objects")
+
+    assert exported == pytest.approx(gc.get_freeze_count(), rel=0.01)
