@@ -19,7 +19,7 @@ from rich.console import Console
 
 from bench import probes, report, scenarios
 from bench import profile as bench_profile
-from bench.flow import service_pids
+from bench.flow import SNAPSHOT_INTERVAL_S, service_pids
 from bench.load import PACED_LINGER_MS, generate, produce_backlog, read_messages
 from bench.stats import Result
 from dataflows.config import Settings
@@ -39,6 +39,9 @@ def default(context: typer.Context) -> None:
 
 
 FULL_LOADS = (1_000, 5_000, 10_000, 20_000)
+
+#: Simulated card holders in the generated traffic unless told otherwise.
+DEFAULT_ACCOUNTS = 10_000
 
 
 @app.command()
@@ -65,6 +68,17 @@ def run(
             "broker store more batches and slow down within a scenario."
         ),
     ] = PACED_LINGER_MS,
+    accounts: Annotated[
+        int,
+        typer.Option(
+            help="Simulated card holders; more of them means more accounts "
+            "touched, and snapshotted, per epoch."
+        ),
+    ] = DEFAULT_ACCOUNTS,
+    snapshot_interval_s: Annotated[
+        int,
+        typer.Option(help="The latency scenarios' epoch length in whole seconds."),
+    ] = SNAPSHOT_INTERVAL_S,
 ) -> None:
     """Run the benchmark scenarios and write their results.
 
@@ -84,13 +98,13 @@ def run(
     (out / "logs").mkdir(parents=True, exist_ok=True)
     messages_path = out / "messages.jsonl"
     pool = max(backlog, int(max(offered) * (seconds + warmup)) + 1)
-    generate(messages_path, pool, accounts=10_000)
+    generate(messages_path, pool, accounts=accounts)
     messages = read_messages(messages_path)
 
     results: list[Result] = []
     context = Context(
         LocalStack(stack_dir), messages, messages_path, out, offered,
-        producer_linger_ms,
+        producer_linger_ms, accounts, snapshot_interval_s,
     )  # fmt: skip
     for family in ("ceiling", "floor", "naive", "throughput", "latency", "state"):
         if family in families:
@@ -129,7 +143,9 @@ def profile(
     apply_migrations(stack.database_url)
     work = out.parent
     messages_path = work / "profile-messages.jsonl"
-    generate(messages_path, max(backlog, int(rate * (seconds + 3)) + 1), 10_000)
+    generate(
+        messages_path, max(backlog, int(rate * (seconds + 3)) + 1), DEFAULT_ACCOUNTS
+    )
     if rate:
         found = scenarios.latency(
             stack, messages_path, rate, seconds, 3.0, work, out, producer_linger_ms
@@ -158,6 +174,8 @@ class Context:
     out: Path
     loads: tuple[int, ...]
     linger_ms: float
+    accounts: int = DEFAULT_ACCOUNTS
+    snapshot_interval_s: int = SNAPSHOT_INTERVAL_S
 
     def fresh(self) -> Endpoints:
         """Restart the local broker so the next scenario finds it empty.
@@ -232,8 +250,11 @@ def _latency(context, backlog, seconds, warmup, quick) -> list[Result]:
         stack = context.fresh()
         path, logs = context.messages_path, context.out / "logs"
         rows, alerts = scenarios.latency(
-            stack, path, rate, seconds, warmup, logs, linger_ms=context.linger_ms
-        )
+            stack, path, rate, seconds, warmup, logs,
+            linger_ms=context.linger_ms,
+            snapshot_interval_s=context.snapshot_interval_s,
+        )  # fmt: skip
+        rows.extra = {**(rows.extra or {}), "accounts": context.accounts}
         results += [rows, alerts]
     return results
 

@@ -93,6 +93,7 @@ def start_flow(
     tail: bool,
     log_dir: Path,
     profile: Path | None = None,
+    snapshot_interval_s: int = SNAPSHOT_INTERVAL_S,
 ) -> list[subprocess.Popen]:
     """Start the flow with ``bytewax.run``, one OS process per Bytewax process.
 
@@ -109,7 +110,7 @@ def start_flow(
     env = {
         **flow_env(stack, run, tail),
         "BYTEWAX_RECOVERY_DIRECTORY": str(recovery),
-        "BYTEWAX_SNAPSHOT_INTERVAL": str(SNAPSHOT_INTERVAL_S),
+        "BYTEWAX_SNAPSHOT_INTERVAL": str(snapshot_interval_s),
         "BYTEWAX_RECOVERY_BACKUP_INTERVAL": str(BACKUP_INTERVAL_S),
     }
     command = [sys.executable, "-m", "bytewax.run", "dataflows.scoring:flow"]

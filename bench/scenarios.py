@@ -14,6 +14,7 @@ import psutil
 from rich.progress import Progress
 
 from bench.flow import (
+    SNAPSHOT_INTERVAL_S,
     CpuMeter,
     Run,
     Sampler,
@@ -98,16 +99,18 @@ def latency(
     stack: Endpoints, messages_path: Path, rate: float, seconds: float,
     warmup_s: float, log_dir: Path, profile: Path | None = None,
     linger_ms: float = PACED_LINGER_MS,
+    snapshot_interval_s: int = SNAPSHOT_INTERVAL_S,
 ) -> tuple[Result, Result]:  # fmt: skip
     """Offer ``rate`` transactions a second to a tailing flow; measure latency.
 
     Returns the stored-row result and the alert-delivery result. Only
     transactions produced after the warm-up count. The paced producer
-    lingers ``linger_ms`` (see :mod:`bench.load`).
+    lingers ``linger_ms`` (see :mod:`bench.load`); the flow's epochs last
+    ``snapshot_interval_s``.
     """
     run = new_run()
     run.create(stack.kafka_bootstrap_servers)
-    [flow] = start_flow(stack, run, 1, True, log_dir, profile)
+    [flow] = start_flow(stack, run, 1, True, log_dir, profile, snapshot_interval_s)
     sampler = Sampler([flow.pid])
     sampler.start()
     _prime(stack, run, messages_path)
@@ -133,7 +136,7 @@ def latency(
     row_result = summarize(name, rows, tps=len(rows) / seconds, **common)
     row_result.extra = {
         "sent": sent, "stored": stored, "cores": cores,
-        "producer_linger_ms": linger_ms,
+        "producer_linger_ms": linger_ms, "snapshot_interval_s": snapshot_interval_s,
     }  # fmt: skip
     return row_result, summarize(f"alerts-{int(rate)}tps", alerts, offered_tps=rate)
 
