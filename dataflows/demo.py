@@ -298,7 +298,7 @@ def run(
     }
     children = Children(env, settings.state_dir / "logs")
     flow = ["-m", "bytewax.run", "dataflows.scoring:flow", "-r", str(recovery_dir)]
-    children.start("flow", [*flow, "-s", "5", "-b", "60"])
+    children.start("flow", [*flow, "-s", "10", "-b", "60"])
     reader = MetricsReader(f"http://127.0.0.1:{port}/metrics")
     # Simulated event times: at 2,000 tx/s, 10,000 accounts on the wall clock
     # would each pay every 5 seconds, which no real card holder does.
