@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -309,7 +310,7 @@ def run(
     if seconds:
         simulator += ["--duration", str(seconds)]
     try:
-        wait_until_consuming(reader, children)
+        wait_until_consuming(reader, children.check)
         children.start("simulator", simulator)
         watch(settings, children, reader, seconds)
         if seconds:
@@ -324,15 +325,16 @@ def run(
 
 def wait_until_consuming(
     reader: MetricsReader,
-    children: Children,
+    check_children: Callable[[], None],
     timeout_s: float = START_TIMEOUT_S,
     poll_s: float = 0.2,
-) -> float:
-    """Block until the flow is fetching from the topic; return the seconds waited.
+) -> None:
+    """Block until the flow is fetching from the topic.
 
     The simulator starts only then, so the first transactions do not queue
     behind the flow's start-up (imports, model load, joining the partitions)
     and the latency reported is the pipeline's, not the start-up's.
+    ``check_children`` (:meth:`Children.check`) raises if the flow exited.
 
     Raises:
         RuntimeError: The flow exited, or was not consuming within
@@ -341,12 +343,11 @@ def wait_until_consuming(
     started = time.monotonic()
     with console.status("waiting for the flow to start consuming"):
         while not reader.consuming():
-            children.check()
+            check_children()
             waited = time.monotonic() - started
             if waited > timeout_s:
                 raise RuntimeError(f"the flow was not consuming after {waited:.0f} s")
             time.sleep(poll_s)
-    return time.monotonic() - started
 
 
 def watch(

@@ -160,7 +160,7 @@ class TransactionProducer:
 
     def _on_stats(self, stats: str) -> None:
         """Note when the broker has granted the idempotent producer its id."""
-        if self._has_producer_id:
+        if self._has_producer_id or not self._idempotent:
             return
         state = orjson.loads(stats).get("eos", {}).get("idemp_state")
         self._has_producer_id = state == PRODUCER_ID_ASSIGNED

@@ -80,7 +80,7 @@ def test_wait_returns_when_the_flow_starts_consuming(exposition: Exposition):
     children = FakeChildren()
     timer = threading.Timer(0.3, lambda: setattr(exposition, "body", LAG))
     timer.start()
-    demo.wait_until_consuming(reader, children, timeout_s=30, poll_s=0.05)  # type: ignore[arg-type]
+    demo.wait_until_consuming(reader, children.check, timeout_s=30, poll_s=0.05)
     timer.join()
     assert children.checks >= 1
 
@@ -88,10 +88,12 @@ def test_wait_returns_when_the_flow_starts_consuming(exposition: Exposition):
 def test_wait_gives_up_after_the_timeout(exposition: Exposition):
     reader = demo.MetricsReader(exposition.url)
     with pytest.raises(RuntimeError, match="not consuming"):
-        demo.wait_until_consuming(reader, FakeChildren(), timeout_s=0.2, poll_s=0.05)  # type: ignore[arg-type]
+        demo.wait_until_consuming(
+            reader, FakeChildren().check, timeout_s=0.2, poll_s=0.05
+        )
 
 
 def test_wait_stops_when_the_flow_exits(exposition: Exposition):
     reader = demo.MetricsReader(exposition.url)
     with pytest.raises(RuntimeError, match="exited"):
-        demo.wait_until_consuming(reader, FakeChildren(exited=True), timeout_s=30)  # type: ignore[arg-type]
+        demo.wait_until_consuming(reader, FakeChildren(exited=True).check, timeout_s=30)
